@@ -1,0 +1,1 @@
+"""Learning: one PPO loop, composed policies, memory cores, SB3 interop."""

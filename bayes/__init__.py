@@ -1,0 +1,1 @@
+"""Pyro Bayesian heads, predictive uncertainty and calibration metrics."""

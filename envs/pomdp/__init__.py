@@ -1,0 +1,1 @@
+"""Partially observable (memory) tasks: one file per family."""

@@ -1,0 +1,205 @@
+"""``envs.make``: one call for native ids, Gymnasium ids and ``module:Class`` environments.
+
+Native environments are registered here with :func:`register` (declaratively, in
+``envs/__init__.py``) and also with Gymnasium under the ``umbra/`` namespace, so that
+``gymnasium.make("umbra/CartPole-v0")`` gives a single-copy ``gymnasium.Env`` and
+``gymnasium.make_vec("umbra/CartPole-v0", num_envs=8)`` a numpy vector env.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from envs.core import BatchedEnv
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What ``envs.make`` needs to build a native environment.
+
+    Attributes:
+        id: Versioned id, ``umbra/Name-vN``.
+        entry_point: ``"module:Class"`` of a :class:`~envs.core.BatchedEnv` subclass.
+        kwargs: Defaults passed to the class (an Easy/Hard variant is the same class with other
+            defaults); the caller's kwargs override them.
+    """
+
+    id: str
+    entry_point: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> type[BatchedEnv]:
+        return load_entry_point(self.entry_point)
+
+    @property
+    def kind(self) -> str:
+        return self.load().kind
+
+    @property
+    def description(self) -> str:
+        return self.load().description
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+#: Keywords that ``gymnasium.make`` takes itself rather than passing to the environment.
+_GYM_MAKE_KWARGS = ("max_episode_steps", "render_mode", "disable_env_checker")
+
+
+def register(env_id: str, entry_point: str, **kwargs: Any) -> None:
+    """Register a native environment under ``env_id`` (``umbra/Name-vN``) here and with Gymnasium.
+
+    Args:
+        env_id: The versioned id. Change the behaviour of an environment -> bump the version.
+        entry_point: ``"module:Class"`` of a :class:`~envs.core.BatchedEnv` subclass; imported
+            lazily, on first use.
+        **kwargs: Default constructor arguments for this id.
+    """
+    if env_id in _REGISTRY:
+        raise ValueError(f"{env_id!r} is already registered (to {_REGISTRY[env_id].entry_point})")
+    spec = EnvSpec(env_id, entry_point, dict(kwargs))
+    _REGISTRY[env_id] = spec
+    gym.register(
+        id=env_id,
+        entry_point=functools.partial(_gym_entry_point, env_id),
+        vector_entry_point=functools.partial(_vector_entry_point, env_id),
+        disable_env_checker=True,
+    )
+
+
+def _gym_entry_point(env_id: str, **kwargs: Any) -> gym.Env:
+    from envs.adapters import BatchedToGymEnv
+
+    kwargs.pop("render_mode", None)
+    return BatchedToGymEnv(make(env_id, num_envs=1, **kwargs))
+
+
+def _vector_entry_point(env_id: str, num_envs: int = 1, **kwargs: Any) -> gym.vector.VectorEnv:
+    from envs.adapters import BatchedToNumpyVecEnv
+
+    kwargs.pop("render_mode", None)
+    return BatchedToNumpyVecEnv(make(env_id, num_envs=num_envs, **kwargs))
+
+
+def list_ids() -> list[str]:
+    """Every native id, sorted."""
+    return sorted(_REGISTRY)
+
+
+def spec(env_id: str) -> EnvSpec:
+    """The :class:`EnvSpec` of a native id; an unknown id is a ``ValueError`` naming close ones."""
+    if env_id not in _REGISTRY:
+        raise ValueError(_unknown_id_message(env_id))
+    return _REGISTRY[env_id]
+
+
+def load_entry_point(entry_point: str) -> Any:
+    """Import ``"package.module:Name"`` and return ``Name``."""
+    module_name, sep, attr = entry_point.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"expected 'package.module:ClassName', got {entry_point!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"cannot import module {module_name!r} of {entry_point!r}: {err}") from err
+    try:
+        return getattr(module, attr)
+    except AttributeError as err:
+        close = difflib.get_close_matches(attr, dir(module), n=3)
+        raise ValueError(
+            f"module {module_name!r} has no attribute {attr!r}"
+            + (f"; did you mean {', '.join(close)}?" if close else "")
+        ) from err
+
+
+def check_kwargs(cls: type, kwargs: dict[str, Any], what: str, extra: tuple[str, ...] = ()) -> None:
+    """Raise ``TypeError`` naming close matches if ``cls(**kwargs)`` would get an unknown keyword.
+
+    ``extra`` names keywords accepted on top of the constructor's (``gymnasium.make``'s own).
+    """
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [name for name in params if name not in ("self", "num_envs", "device")]
+    allowed += list(extra)
+    for key in kwargs:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=3)
+            hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+            raise TypeError(
+                f"{what} got an unknown keyword argument {key!r}; {hint}"
+                f"accepted: {', '.join(allowed) or 'none'}"
+            )
+
+
+def make(
+    env_id: str, num_envs: int = 1, device: str | torch.device = "cpu", **kwargs: Any
+) -> BatchedEnv:
+    """Build a batched environment from a native id, a Gymnasium id or ``module:Class``.
+
+    Args:
+        env_id: ``"umbra/CartPole-v0"`` (native, see :func:`list_ids`), any registered Gymnasium id
+            such as ``"CartPole-v1"``, or ``"package.module:ClassName"`` naming either a
+            :class:`~envs.core.BatchedEnv` subclass or a ``gymnasium.Env`` subclass.
+        num_envs: Number of copies.
+        device: Where the tensors live. Third-party Gymnasium environments step on the CPU in
+            numpy; their tensors are moved to ``device``.
+        **kwargs: Constructor arguments of the environment.
+
+    Returns:
+        A :class:`~envs.core.BatchedEnv` (third-party environments come wrapped in
+        :class:`envs.adapters.GymnasiumToBatched`).
+
+    Raises:
+        ValueError: unknown id, with the closest known ids.
+        TypeError: unknown keyword argument, with the closest accepted ones.
+    """
+    if not isinstance(env_id, str):
+        raise TypeError(f"env_id must be a string, got {env_id!r}")
+    from envs.adapters import GymnasiumToBatched
+
+    if env_id in _REGISTRY:
+        native = _REGISTRY[env_id]
+        cls = native.load()
+        check_kwargs(cls, kwargs, env_id)
+        return cls(num_envs=num_envs, device=device, **{**native.kwargs, **kwargs})
+    if ":" in env_id:
+        target = load_entry_point(env_id)
+        if isinstance(target, type) and issubclass(target, BatchedEnv):
+            check_kwargs(target, kwargs, env_id)
+            return target(num_envs=num_envs, device=device, **kwargs)
+        if isinstance(target, type) and issubclass(target, gym.Env):
+            check_kwargs(target, kwargs, env_id)
+            return GymnasiumToBatched(
+                [functools.partial(target, **kwargs) for _ in range(num_envs)], device=device
+            )
+        raise TypeError(
+            f"{env_id!r} is {target!r}: expected a subclass of envs.core.BatchedEnv or gymnasium.Env"
+        )
+    if env_id in gym.registry:
+        gym_spec = gym.registry[env_id]
+        if gym_spec.entry_point is not None and not callable(gym_spec.entry_point):
+            check_kwargs(
+                load_entry_point(gym_spec.entry_point), kwargs, env_id, extra=_GYM_MAKE_KWARGS
+            )
+        return GymnasiumToBatched(
+            [functools.partial(gym.make, env_id, **kwargs) for _ in range(num_envs)], device=device
+        )
+    raise ValueError(_unknown_id_message(env_id))
+
+
+def _unknown_id_message(env_id: str) -> str:
+    known = list(_REGISTRY) + [k for k in gym.registry if k not in _REGISTRY]
+    close = difflib.get_close_matches(env_id, known, n=5, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return (
+        f"unknown environment id {env_id!r}.{hint} Native ids: {', '.join(list_ids())}; "
+        "also accepted: any Gymnasium id or 'package.module:ClassName'."
+    )

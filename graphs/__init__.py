@@ -1,0 +1,1 @@
+"""Graph learning with PyTorch Geometric: padded graph batches, GNN encoders, graph tasks."""
