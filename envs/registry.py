@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from envs.core import BatchedEnv
+from envs.core import BatchedEnv, check_num_envs, resolve_device
 
 
 @dataclass(frozen=True)
@@ -158,18 +158,22 @@ def make(
         :class:`envs.adapters.GymnasiumToBatched`).
 
     Raises:
-        ValueError: unknown id, with the closest known ids.
-        TypeError: unknown keyword argument, with the closest accepted ones.
+        ValueError: unknown id, with the closest known ids; ``num_envs < 1``; a device that this
+            machine lacks (``"cuda"`` without CUDA).
+        TypeError: unknown keyword argument, with the closest accepted ones; ``num_envs`` not an
+            int.
     """
     if not isinstance(env_id, str):
         raise TypeError(f"env_id must be a string, got {env_id!r}")
-    from envs.adapters import GymnasiumToBatched
-
+    num_envs = check_num_envs(num_envs)
+    resolve_device(device)  # fail early, before any third-party environment is built
     if env_id in _REGISTRY:
         native = _REGISTRY[env_id]
         cls = native.load()
         check_kwargs(cls, kwargs, env_id)
         return cls(num_envs=num_envs, device=device, **{**native.kwargs, **kwargs})
+    from envs.adapters import GymnasiumToBatched
+
     if ":" in env_id:
         target = load_entry_point(env_id)
         if isinstance(target, type) and issubclass(target, BatchedEnv):

@@ -1,0 +1,223 @@
+"""``ActorCritic`` = observation encoder -> memory core -> action head and value head.
+
+The policy is composed, never subclassed per variant (DESIGN.md contract 2): the encoder is chosen
+from the observation space, the core by name from :data:`agents.memory.CORES`, the action head from
+the action space. Every method takes time-major sequences ``[T, B, ...]``; the rollout uses
+``T = 1``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from agents.memory import MemoryCore, State, make_core
+
+
+def _init(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class VectorEncoder(nn.Module):
+    """Flatten a Box (or one-hot a Discrete) observation, then ``Linear -> tanh``.
+
+    Shapes:
+        ``obs`` ``[T, B, *obs_shape]`` -> ``[T, B, hidden_size]``.
+    """
+
+    def __init__(self, observation_space: gym.Space, hidden_size: int):
+        super().__init__()
+        if isinstance(observation_space, gym.spaces.Discrete):
+            self.one_hot = int(observation_space.n)
+            in_features = self.one_hot
+        elif isinstance(observation_space, gym.spaces.Box):
+            self.one_hot = 0
+            in_features = int(np.prod(observation_space.shape))
+        else:
+            raise TypeError(
+                f"no encoder for observation space {observation_space}: expected a Box or Discrete "
+                "(Dict, grid and graph encoders come with their issues)"
+            )
+        self.out_features = hidden_size
+        self.net = nn.Sequential(_init(nn.Linear(in_features, hidden_size), math.sqrt(2)), nn.Tanh())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.one_hot:
+            x = nn.functional.one_hot(obs.long(), self.one_hot).float()
+        else:
+            x = obs.flatten(2).float()
+        return self.net(x)
+
+
+class CategoricalHead(nn.Module):
+    """Categorical policy over ``Discrete(n)``: ``logits = W y``, actions in ``{start, ..., n-1}``."""
+
+    def __init__(self, in_features: int, space: gym.spaces.Discrete):
+        super().__init__()
+        self.start = int(space.start)
+        self.linear = _init(nn.Linear(in_features, int(space.n)), 0.01)
+
+    def sample(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = torch.log_softmax(self.linear(y), dim=-1)
+        # Gumbel-max: one kernel chain, no torch.distributions overhead in the hot loop.
+        gumbel = -torch.log(-torch.log(torch.rand_like(logp).clamp_(1e-20, 1.0)))
+        index = (logp + gumbel).argmax(dim=-1)
+        return index + self.start, logp.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+
+    def evaluate(self, y: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = torch.log_softmax(self.linear(y), dim=-1)
+        index = (action.long() - self.start).unsqueeze(-1)
+        entropy = -(logp.exp() * logp).sum(-1)
+        return logp.gather(-1, index).squeeze(-1), entropy
+
+    def mode(self, y: torch.Tensor) -> torch.Tensor:
+        return self.linear(y).argmax(dim=-1) + self.start
+
+
+class GaussianHead(nn.Module):
+    """Diagonal Gaussian over a Box: ``mean = W y``, a learned state-independent ``log_std``.
+
+    Sampled actions are unbounded; the caller clips them to the box before stepping the environment
+    and keeps the unclipped sample for the log-probability (as stable-baselines3 does).
+    """
+
+    def __init__(self, in_features: int, space: gym.spaces.Box, log_std_init: float = 0.0):
+        super().__init__()
+        self.shape = space.shape
+        dim = int(np.prod(space.shape))
+        self.mean = _init(nn.Linear(in_features, dim), 0.01)
+        self.log_std = nn.Parameter(torch.full((dim,), float(log_std_init)))
+
+    def _log_prob(self, mean: torch.Tensor, flat_action: torch.Tensor) -> torch.Tensor:
+        z = (flat_action - mean) * torch.exp(-self.log_std)
+        return (-0.5 * z.square() - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def sample(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = self.mean(y)
+        flat = mean + torch.randn_like(mean) * self.log_std.exp()
+        return flat.unflatten(-1, self.shape), self._log_prob(mean, flat)
+
+    def evaluate(self, y: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = self.mean(y)
+        logp = self._log_prob(mean, action.flatten(y.dim() - 1).float())
+        entropy = (0.5 + 0.5 * math.log(2 * math.pi) + self.log_std).sum().expand_as(logp)
+        return logp, entropy
+
+    def mode(self, y: torch.Tensor) -> torch.Tensor:
+        return self.mean(y).unflatten(-1, self.shape)
+
+
+def make_action_head(in_features: int, space: gym.Space) -> nn.Module:
+    if isinstance(space, gym.spaces.Discrete):
+        return CategoricalHead(in_features, space)
+    if isinstance(space, gym.spaces.Box):
+        return GaussianHead(in_features, space)
+    raise TypeError(f"no action head for {space}: expected Discrete or Box")
+
+
+class ActorCritic(nn.Module):
+    """Encoder -> memory core -> (action head, value head), for one agent or many sharing weights.
+
+    Args:
+        observation_space: Single-copy observation space.
+        action_space: Single-copy action space (Discrete or Box).
+        core: Name of the memory core (a key of :data:`agents.memory.CORES`).
+        hidden_size: Width of the encoder output and of the core.
+        core_kwargs: Extra arguments of the core (layers, heads, window...).
+        shared_trunk: One encoder and core for both heads. When false (the default, as in
+            stable-baselines3 and CleanRL), the value head gets an encoder and core of its own, so
+            value-loss gradients do not shape the policy's features; the state then holds both
+            cores' states, the actor's first.
+
+    Shapes:
+        ``obs`` ``[T, B, *obs_shape]``, ``episode_start`` ``[T, B]``, ``action`` ``[T, B,
+        *action_shape]``; log-probabilities, entropies and values ``[T, B]``.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        core: str = "mlp",
+        hidden_size: int = 64,
+        core_kwargs: dict | None = None,
+        shared_trunk: bool = False,
+    ):
+        super().__init__()
+
+        def trunk() -> tuple[VectorEncoder, MemoryCore]:
+            core_ = make_core(core, hidden_size, hidden_size, **(core_kwargs or {}))
+            for module in core_.modules():
+                if isinstance(module, nn.Linear):
+                    _init(module, math.sqrt(2))
+            return VectorEncoder(observation_space, hidden_size), core_
+
+        self.encoder, self.core = trunk()
+        self.critic_encoder, self.critic_core = (None, None) if shared_trunk else trunk()
+        self.actor = make_action_head(self.core.output_size, action_space)
+        self.critic = _init(nn.Linear(self.core.output_size, 1), 1.0)
+
+    def initial_state(self, batch: int) -> State:
+        device = next(self.parameters()).device
+        state = self.core.initial_state(batch, device)
+        if self.critic_core is not None:
+            state = state + self.critic_core.initial_state(batch, device)
+        return state
+
+    def _trunks(
+        self, obs: torch.Tensor, state: State, episode_start: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, State]:
+        """Actor features, critic features (both ``[T, B, D]``) and the new state."""
+        if self.critic_core is None:
+            y, state = self.core(self.encoder(obs), state, episode_start)
+            return y, y, state
+        split = len(state) // 2
+        y, actor_state = self.core(self.encoder(obs), state[:split], episode_start)
+        y_critic, critic_state = self.critic_core(
+            self.critic_encoder(obs), state[split:], episode_start
+        )
+        return y, y_critic, actor_state + critic_state
+
+    def act(
+        self, obs: torch.Tensor, state: State, episode_start: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
+        """Sample one step. ``obs`` ``[B, ...]`` -> ``(action, logprob [B], value [B], state)``."""
+        y, y_critic, state = self._trunks(obs.unsqueeze(0), state, episode_start.unsqueeze(0))
+        action, logprob = self.actor.sample(y[0])
+        return action, logprob, self.critic(y_critic[0]).squeeze(-1), state
+
+    def value(self, obs: torch.Tensor, state: State, episode_start: torch.Tensor) -> torch.Tensor:
+        """Value of a sequence: ``obs`` ``[T, B, ...]`` -> ``[T, B]``."""
+        if self.critic_core is None:
+            y, _ = self.core(self.encoder(obs), state, episode_start)
+        else:
+            y, _ = self.critic_core(self.critic_encoder(obs), state[len(state) // 2:], episode_start)
+        return self.critic(y).squeeze(-1)
+
+    def evaluate(
+        self, obs: torch.Tensor, action: torch.Tensor, state: State, episode_start: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probability, entropy and value of stored sequences, each ``[T, B]``."""
+        y, y_critic, _ = self._trunks(obs, state, episode_start)
+        logprob, entropy = self.actor.evaluate(y, action)
+        return logprob, entropy, self.critic(y_critic).squeeze(-1)
+
+    @torch.no_grad()
+    def predict(
+        self, obs: torch.Tensor, state: State = (), episode_start: torch.Tensor | None = None,
+        deterministic: bool = True,
+    ) -> tuple[torch.Tensor, State]:
+        """Actions for a batch ``obs`` ``[B, ...]`` (the mode when ``deterministic``)."""
+        if episode_start is None:
+            episode_start = torch.zeros(obs.shape[0], dtype=torch.bool, device=obs.device)
+        if not state:
+            state = self.initial_state(obs.shape[0])
+        y, _, state = self._trunks(obs.unsqueeze(0), state, episode_start.unsqueeze(0))
+        action = self.actor.mode(y[0]) if deterministic else self.actor.sample(y[0])[0]
+        return action, state

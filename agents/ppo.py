@@ -1,0 +1,428 @@
+"""Proximal Policy Optimisation: the one loop for every policy (DESIGN.md contract 3).
+
+Read top to bottom: the config, then ``train``: environment -> policy -> rollout -> GAE -> update
+-> logs and checkpoints. The pieces it imports are tested on their own: GAE and minibatches in
+``agents/rollout.py``, the policy in ``agents/policies.py``, the cores in ``agents/memory.py``.
+
+>>> from agents.ppo import PPOConfig, train
+>>> result = train(PPOConfig(env_id="umbra/CartPole-v0", total_steps=50_000), logdir="runs/demo")
+>>> result.metrics["final_return"]  # doctest: +SKIP
+
+Reference: Schulman et al., "Proximal Policy Optimization Algorithms", 2017; the implementation
+details follow Huang et al., "The 37 Implementation Details of PPO", 2022.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+import envs
+from agents.policies import ActorCritic
+from agents.rollout import Rollout, compute_gae
+from envs.core import resolve_device, torch_dtype
+
+CHECKPOINT = "checkpoints/latest.pt"
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Everything that defines a PPO run. Logged with the run as ``config.json``."""
+
+    env_id: str = "umbra/CartPole-v0"
+    """Native id, Gymnasium id or ``package.module:ClassName`` (see ``envs.make``)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the environment."""
+    num_envs: int = 64
+    """Copies of the environment stepped together."""
+    num_steps: int = 32
+    """Steps per copy per rollout; one rollout is ``num_envs * num_steps`` samples."""
+    total_steps: int = 100_000
+    """Environment steps (over all copies) to train for, rounded up to whole rollouts."""
+    seed: int = 0
+    """Seeds the network, the sampling and the environment."""
+    device: str = "auto"
+    """``auto`` (CUDA if available), ``cpu`` or ``cuda``."""
+    core: str = "mlp"
+    """Memory core, a key of ``agents.memory.CORES``."""
+    hidden_size: int = 64
+    """Width of the encoder and the core."""
+    core_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra arguments of the core (layers, heads, window...)."""
+    shared_trunk: bool = False
+    """One encoder and core for policy and value; False gives the value head its own."""
+    learning_rate: float = 2.5e-3
+    """Adam step size at the start."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to 0 over the run."""
+    anneal_clip: bool = False
+    """Decay ``clip_coef`` linearly to 0 over the run (as RL-Zoo's ``lin_0.2``)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE's lambda (Schulman et al., 2016)."""
+    num_minibatches: int = 4
+    """Minibatches per epoch."""
+    update_epochs: int = 4
+    """Passes over each rollout."""
+    clip_coef: float = 0.2
+    """PPO's ratio clipping epsilon."""
+    clip_vloss: bool = True
+    """Clip the value update around the rollout's values, as the PPO paper's code does."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    target_kl: float | None = None
+    """Stop the epochs of an update early once the approximate KL exceeds this; None: never."""
+    norm_adv: bool = True
+    """Normalise advantages per minibatch."""
+    reward_scale: float = 1.0
+    """Multiply rewards by this before learning (logged returns stay unscaled)."""
+    sequence_length: int | None = None
+    """Truncated back-propagation length for recurrent cores; None: the whole rollout."""
+    checkpoint_every: int = 10
+    """Save a checkpoint every this many updates (and always at the end); 0: only at the end."""
+    stop_at_return: float | None = None
+    """Stop once the mean return of the last 20 finished episodes reaches this."""
+
+    def __post_init__(self) -> None:
+        positive = ("num_envs", "num_steps", "total_steps", "hidden_size", "num_minibatches",
+                    "update_epochs")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"PPOConfig.{name} must be a positive int, got {value!r}")
+        if self.batch_size % self.num_minibatches:
+            raise ValueError(
+                f"num_envs * num_steps = {self.batch_size} must be divisible by num_minibatches "
+                f"= {self.num_minibatches}"
+            )
+        if not 0.0 < self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError(f"need 0 < gamma <= 1 and 0 <= gae_lambda <= 1, got {self.gamma}, "
+                             f"{self.gae_lambda}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.sequence_length is not None and self.num_steps % self.sequence_length:
+            raise ValueError(f"num_steps = {self.num_steps} must be a multiple of "
+                             f"sequence_length = {self.sequence_length}")
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per rollout."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        """Rollout-and-update iterations needed to reach ``total_steps``."""
+        return math.ceil(self.total_steps / self.batch_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/TOML-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PPOConfig:
+        """Inverse of :meth:`to_dict`; an unknown key is a ``ValueError`` naming close fields."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise ValueError(f"unknown PPOConfig field {key!r}{hint}")
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the trained policy and the run's final metrics."""
+
+    policy: ActorCritic
+    metrics: dict[str, Any]
+
+
+#: Fields that a resumed run may change (everything else must match the checkpoint).
+RESUMABLE_CHANGES = ("total_steps", "checkpoint_every", "stop_at_return", "device")
+
+
+def train(
+    config: PPOConfig,
+    logdir: str | Path | None = None,
+    resume: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train a PPO agent.
+
+    Args:
+        config: The run's configuration.
+        logdir: Where TensorBoard events, ``config.json`` and ``checkpoints/`` go; None logs
+            nothing. A fresh run refuses a logdir that already holds a checkpoint.
+        resume: Continue the run saved in ``logdir`` (same global step; TensorBoard continues
+            without duplicate points). Without a checkpoint there, start fresh.
+        progress: Called with the global step after every update.
+
+    Returns:
+        The policy and metrics: ``steps, wall_time_s, sps, final_return`` (mean of the last 100
+        finished episodes, None if none finished), ``episodes``, and with ``stop_at_return``:
+        ``threshold_reached, threshold_steps, threshold_time_s``.
+
+    Raises:
+        FloatingPointError: a loss became NaN or infinite; the last good checkpoint is kept.
+    """
+    device = resolve_device(config.device)
+    logdir = Path(logdir) if logdir is not None else None
+    checkpoint_path = logdir / CHECKPOINT if logdir is not None else None
+    saved = _load_checkpoint(checkpoint_path, config, resume)
+
+    # ---------------------------------------------------------------- environment and policy
+    torch.manual_seed(config.seed)
+    env = envs.make(config.env_id, num_envs=config.num_envs, device=device, **config.env_kwargs)
+    obs_space, act_space = env.single_observation_space, env.single_action_space
+    policy = ActorCritic(obs_space, act_space, config.core, config.hidden_size,
+                         config.core_kwargs, config.shared_trunk).to(device)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=1e-5)
+    continuous = isinstance(act_space, gym.spaces.Box)
+    if continuous:
+        act_low = torch.as_tensor(act_space.low, device=device)
+        act_high = torch.as_tensor(act_space.high, device=device)
+    sequence_length = (config.sequence_length or config.num_steps) if policy.core.recurrent else None
+
+    buf = Rollout(config.num_steps, config.num_envs, obs_space.shape, act_space.shape,
+                  torch_dtype(obs_space), torch_dtype(act_space), device)
+    # Episode statistics recorded on device and read once per update (one sync, not one per step).
+    ep_return = torch.zeros(config.num_steps, config.num_envs, device=device)
+    ep_length = torch.zeros(config.num_steps, config.num_envs, dtype=torch.int64, device=device)
+    ep_done = torch.zeros(config.num_steps, config.num_envs, dtype=torch.bool, device=device)
+
+    start_update, global_step, elapsed_before = 0, 0, 0.0
+    recent_returns: deque[float] = deque(maxlen=100)
+    episodes = 0
+    threshold_steps, threshold_time = None, None
+    if saved is not None:
+        policy.load_state_dict(saved["policy"])
+        optimizer.load_state_dict(saved["optimizer"])
+        start_update, global_step = saved["update"], saved["global_step"]
+        elapsed_before, episodes = saved["elapsed_s"], saved["episodes"]
+        recent_returns.extend(saved["recent_returns"])
+        torch.set_rng_state(saved["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in saved:
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+
+    writer = None
+    if logdir is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        logdir.mkdir(parents=True, exist_ok=True)
+        (logdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        writer = SummaryWriter(str(logdir), purge_step=global_step if saved is not None else None)
+        if saved is None:
+            writer.add_text("config", "```\n" + json.dumps(config.to_dict(), indent=2) + "\n```")
+
+    # A resumed run reseeds the environment per update so that it does not replay the start.
+    obs, _ = env.reset(seed=config.seed + 7919 * start_update)
+    state = policy.initial_state(config.num_envs)
+    episode_start = torch.ones(config.num_envs, dtype=torch.bool, device=device)
+    start_time = time.perf_counter()
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - start_time
+
+    for update in range(start_update, config.num_updates):
+        frac = 1.0 - update / config.num_updates
+        lr = config.learning_rate * frac if config.anneal_lr else config.learning_rate
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        clip = config.clip_coef * frac if config.anneal_clip else config.clip_coef
+
+        # ------------------------------------------------------------ rollout
+        policy.eval()
+        with torch.no_grad():
+            for t in range(config.num_steps):
+                buf.obs[t] = obs
+                buf.episode_starts[t] = episode_start
+                buf.store_state(t, state)
+                action, logprob, value, state = policy.act(obs, state, episode_start)
+                env_action = torch.maximum(torch.minimum(action, act_high), act_low) \
+                    if continuous else action
+                obs, reward, terminated, truncated, info = env.step(env_action)
+                done = terminated | truncated
+                # Truncated episodes did not end: bootstrap them with the value of final_obs.
+                final_value = policy.value(info["final_obs"].unsqueeze(0), state,
+                                           torch.zeros_like(episode_start).unsqueeze(0))[0]
+                bootstrap = (truncated & ~terminated).float() * config.gamma * final_value
+                buf.actions[t] = action
+                buf.logprobs[t] = logprob
+                buf.values[t] = value
+                buf.rewards[t] = reward * config.reward_scale + bootstrap
+                buf.dones[t] = done
+                ep_return[t] = info["episode_return"]
+                ep_length[t] = info["episode_length"]
+                ep_done[t] = info["_episode"]
+                episode_start = done
+            next_value = policy.value(obs.unsqueeze(0), state, episode_start.unsqueeze(0))[0]
+            buf.advantages, buf.returns = compute_gae(
+                buf.rewards, buf.values, buf.dones, next_value, config.gamma, config.gae_lambda
+            )
+        global_step += config.batch_size
+
+        # ------------------------------------------------------------ update
+        policy.train()
+        stats = torch.zeros(6, device=device)  # policy, value, entropy, kl, clipfrac, count
+        nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+        for _epoch in range(config.update_epochs):
+            epoch_kl = torch.zeros((), device=device)
+            for mb in buf.minibatches(config.num_minibatches, sequence_length, None):
+                new_logprob, entropy, new_value = policy.evaluate(
+                    mb.obs, mb.actions, mb.state, mb.episode_starts
+                )
+                log_ratio = new_logprob - mb.logprobs
+                ratio = log_ratio.exp()
+                adv = mb.advantages
+                if config.norm_adv:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                policy_loss = torch.max(-adv * ratio,
+                                        -adv * ratio.clamp(1 - clip, 1 + clip)).mean()
+                if config.clip_vloss:
+                    clipped = mb.values + (new_value - mb.values).clamp(-clip, clip)
+                    value_loss = 0.5 * torch.max((new_value - mb.returns).square(),
+                                                 (clipped - mb.returns).square()).mean()
+                else:
+                    value_loss = 0.5 * (new_value - mb.returns).square().mean()
+                entropy_loss = entropy.mean()
+                loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy_loss
+
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+                optimizer.step()
+
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - log_ratio).mean()  # Schulman's k3 estimator
+                    clipfrac = ((ratio - 1.0).abs() > clip).float().mean()
+                    nonfinite |= ~torch.isfinite(loss)
+                    stats += torch.stack((policy_loss, value_loss, entropy_loss, approx_kl,
+                                          clipfrac, torch.ones((), device=device)))
+                    epoch_kl = torch.maximum(epoch_kl, approx_kl)
+            if config.target_kl is not None and epoch_kl.item() > config.target_kl:
+                break
+
+        # ------------------------------------------------------------ bookkeeping (one sync)
+        if bool(nonfinite):
+            raise FloatingPointError(
+                f"the PPO loss became NaN or infinite at update {update + 1} (global step "
+                f"{global_step}); parameters after it are unusable. The last good checkpoint is "
+                f"kept at {checkpoint_path}. Try a lower learning_rate or reward_scale."
+            )
+        finished = ep_return[ep_done].tolist()
+        finished_lengths = ep_length[ep_done].tolist()
+        recent_returns.extend(finished)
+        episodes += len(finished)
+        wall = elapsed()
+        if writer is not None:
+            policy_loss_, value_loss_, entropy_, kl_, clipfrac_, count = stats.tolist()
+            count = max(count, 1.0)
+            if finished:
+                writer.add_scalar("charts/episode_return", sum(finished) / len(finished),
+                                  global_step)
+                writer.add_scalar("charts/episode_length",
+                                  sum(finished_lengths) / len(finished_lengths), global_step)
+            writer.add_scalar("charts/sps", global_step / max(wall, 1e-9), global_step)
+            writer.add_scalar("charts/learning_rate", lr, global_step)
+            writer.add_scalar("losses/policy_loss", policy_loss_ / count, global_step)
+            writer.add_scalar("losses/value_loss", value_loss_ / count, global_step)
+            writer.add_scalar("losses/entropy", entropy_ / count, global_step)
+            writer.add_scalar("losses/approx_kl", kl_ / count, global_step)
+            writer.add_scalar("losses/clipfrac", clipfrac_ / count, global_step)
+
+        reached = (
+            config.stop_at_return is not None
+            and len(recent_returns) >= 20
+            and _mean(list(recent_returns)[-20:]) >= config.stop_at_return
+        )
+        if reached:
+            threshold_steps, threshold_time = global_step, wall
+        last = update + 1 == config.num_updates or reached
+        if checkpoint_path is not None and (
+            last or (config.checkpoint_every and (update + 1) % config.checkpoint_every == 0)
+        ):
+            _save_checkpoint(checkpoint_path, {
+                "config": config.to_dict(), "policy": policy.state_dict(),
+                "optimizer": optimizer.state_dict(), "update": update + 1,
+                "global_step": global_step, "elapsed_s": wall, "episodes": episodes,
+                "recent_returns": list(recent_returns), "torch_rng": torch.get_rng_state(),
+                **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
+            })
+        if progress is not None:
+            progress(global_step)
+        if reached:
+            break
+
+    wall = elapsed()
+    metrics: dict[str, Any] = {
+        "steps": global_step,
+        "wall_time_s": wall,
+        "sps": global_step / max(wall, 1e-9),
+        "final_return": _mean(list(recent_returns)) if recent_returns else None,
+        "episodes": episodes,
+    }
+    if config.stop_at_return is not None:
+        metrics.update(threshold_reached=threshold_steps is not None,
+                       threshold_steps=threshold_steps, threshold_time_s=threshold_time)
+    if writer is not None:
+        writer.close()
+    env.close()
+    return TrainResult(policy=policy, metrics=metrics)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically: a crash mid-write never replaces the last good checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path | None, config: PPOConfig, resume: bool) -> dict | None:
+    """The checkpoint to resume from, after checking it belongs to ``config``'s run."""
+    if path is None or not path.exists():
+        return None
+    if not resume:
+        raise FileExistsError(
+            f"{path.parent.parent} already holds a run (checkpoint {path}). Pass resume=True "
+            "(--resume) to continue it, or choose another logdir; nothing was overwritten."
+        )
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    old, new = saved["config"], config.to_dict()
+    changed = [k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
+    if changed:
+        raise ValueError(
+            f"cannot resume {path}: the config differs in {', '.join(changed)} "
+            f"(saved: {', '.join(f'{k}={old.get(k)!r}' for k in changed)}); only "
+            f"{', '.join(RESUMABLE_CHANGES)} may change on resume"
+        )
+    return saved

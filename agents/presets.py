@@ -1,0 +1,41 @@
+"""Named agents and their tuned settings: what ``--agent NAME`` means.
+
+An agent preset is a set of :class:`~agents.ppo.PPOConfig` overrides; tuned per-environment
+settings for the native tasks sit on top. Both are plain dicts, so a preset reads as its settings.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from agents.ppo import PPOConfig
+
+#: Agent name -> PPOConfig overrides. ``ppo`` is the feed-forward agent, an alias of ``mlp``.
+AGENT_PRESETS: dict[str, dict[str, Any]] = {
+    "mlp": {"core": "mlp"},
+    "ppo": {"core": "mlp"},
+}
+AGENTS = tuple(AGENT_PRESETS)
+
+#: Environment id -> tuned overrides, applied under the agent's.
+ENV_PRESETS: dict[str, dict[str, Any]] = {
+    "umbra/CartPole-v0": {},
+    "umbra/MaskedCartPole-v0": {},
+    "umbra/Pendulum-v0": {},
+    "umbra/MaskedPendulum-v0": {},
+}
+
+
+def agent_config(agent: str, env_id: str, **overrides: Any) -> PPOConfig:
+    """The config of ``agent`` on ``env_id``: defaults < env preset < agent preset < overrides.
+
+    Raises:
+        ValueError: unknown agent, naming the close matches.
+    """
+    if agent not in AGENT_PRESETS:
+        close = difflib.get_close_matches(agent, AGENTS, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown agent {agent!r}.{hint} Known agents: {', '.join(AGENTS)}")
+    settings = {**ENV_PRESETS.get(env_id, {}), **AGENT_PRESETS[agent], **overrides}
+    return PPOConfig.from_dict({"env_id": env_id, **settings})

@@ -1,0 +1,153 @@
+"""Rollout storage on the device, GAE, and minibatches of sequences.
+
+Storage is preallocated with self-describing shapes ``(num_steps, num_envs) + shape``. Minibatches
+are always sequences ``[L, B, ...]``: feed-forward cores get ``L = 1`` over a full shuffle of every
+sample; recurrent cores get whole sequences of ``L`` steps, split by environment copy, with the core
+state recorded at each sequence start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from agents.memory import State
+
+
+def compute_gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    next_value: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation (Schulman et al., 2016, eq. 16).
+
+    ``delta_t = r_t + gamma * V(s_{t+1}) * (1 - done_t) - V(s_t)`` and
+    ``A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}``, where ``done_t`` says the episode
+    ended at step ``t`` (terminated or truncated; truncated steps carry their bootstrap value
+    ``gamma * V(final_obs)`` inside ``r_t`` already).
+
+    Args:
+        rewards, values, dones: ``[T, N]``.
+        next_value: ``[N]``, the value of the observation after the last step.
+
+    Returns:
+        ``(advantages, returns)``, each ``[T, N]``, with ``returns = advantages + values``.
+    """
+    num_steps = rewards.shape[0]
+    not_done = 1.0 - dones.float()
+    next_values = torch.cat((values[1:], next_value.unsqueeze(0)), dim=0)
+    deltas = rewards + gamma * next_values * not_done - values
+    discounts = gamma * gae_lambda * not_done
+    advantages = torch.empty_like(rewards)
+    last = torch.zeros_like(next_value)
+    for t in reversed(range(num_steps)):
+        last = deltas[t] + discounts[t] * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+@dataclass
+class Minibatch:
+    """Sequences ``[L, B, ...]`` for one gradient step, and the core state at their starts."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    episode_starts: torch.Tensor
+    state: State
+
+
+class Rollout:
+    """Preallocated ``[num_steps, num_envs, ...]`` storage of one rollout.
+
+    Args:
+        num_steps: Steps per copy per rollout.
+        num_envs: Copies of the environment.
+        obs_shape, action_shape: Shapes of one observation / action.
+        obs_dtype, action_dtype: Their torch dtypes.
+        device: Where everything lives.
+    """
+
+    def __init__(
+        self,
+        num_steps: int,
+        num_envs: int,
+        obs_shape: tuple[int, ...],
+        action_shape: tuple[int, ...],
+        obs_dtype: torch.dtype,
+        action_dtype: torch.dtype,
+        device: torch.device,
+    ):
+        self.num_steps, self.num_envs = num_steps, num_envs
+        size = (num_steps, num_envs)
+        self.obs = torch.zeros(size + obs_shape, dtype=obs_dtype, device=device)
+        self.actions = torch.zeros(size + action_shape, dtype=action_dtype, device=device)
+        self.logprobs = torch.zeros(size, device=device)
+        self.values = torch.zeros(size, device=device)
+        self.rewards = torch.zeros(size, device=device)
+        self.dones = torch.zeros(size, dtype=torch.bool, device=device)
+        #: ``episode_starts[t]``: ``obs[t]`` is the first observation of an episode.
+        self.episode_starts = torch.zeros(size, dtype=torch.bool, device=device)
+        #: Core state before each step (kept only for recurrent cores: a tuple of ``[T, ...]``).
+        self.states: tuple[torch.Tensor, ...] = ()
+        self.advantages = torch.zeros(size, device=device)
+        self.returns = torch.zeros(size, device=device)
+
+    def store_state(self, t: int, state: State) -> None:
+        """Record the core state used at step ``t`` (allocated on first use)."""
+        if not state:
+            return
+        if not self.states:
+            self.states = tuple(
+                torch.zeros((self.num_steps,) + s.shape, dtype=s.dtype, device=s.device)
+                for s in state
+            )
+        for buffer, s in zip(self.states, state, strict=True):
+            buffer[t] = s
+
+    def minibatches(
+        self, num_minibatches: int, sequence_length: int | None, generator: torch.Generator | None
+    ) -> Iterator[Minibatch]:
+        """Yield ``num_minibatches`` minibatches covering the rollout once, in random order.
+
+        Args:
+            num_minibatches: How many minibatches per pass.
+            sequence_length: ``None`` shuffles single steps (``L = 1``; feed-forward cores).
+                Otherwise the rollout is cut into chunks of this many steps per copy, the chunks
+                are shuffled, and each minibatch holds whole chunks with the core state at the
+                chunk start (recurrent cores; ``num_steps`` must be a multiple of it).
+        """
+        device = self.rewards.device
+        fields = (self.obs, self.actions, self.logprobs, self.values, self.advantages,
+                  self.returns, self.episode_starts)
+        if sequence_length is None:
+            total = self.num_steps * self.num_envs
+            order = torch.randperm(total, device=device, generator=generator)
+            flat = [f.reshape((total,) + f.shape[2:]) for f in fields]
+            for index in order.chunk(num_minibatches):
+                yield Minibatch(*(f[index].unsqueeze(0) for f in flat), state=())
+            return
+        length = sequence_length
+        chunks = self.num_steps // length
+
+        # [T, N, ...] -> [L, chunks * N, ...]: chunk c of copy n is column c * N + n.
+        def to_chunks(f: torch.Tensor) -> torch.Tensor:
+            return f.reshape((chunks, length, self.num_envs) + f.shape[2:]).transpose(0, 1).reshape(
+                (length, chunks * self.num_envs) + f.shape[2:]
+            )
+
+        seqs = [to_chunks(f) for f in fields]
+        # Stored states are [T, layers, N, ...]; the state at chunk starts is [layers, chunks * N, ...].
+        starts = [s[::length].transpose(0, 1).flatten(1, 2) for s in self.states]
+        order = torch.randperm(chunks * self.num_envs, device=device, generator=generator)
+        for index in order.chunk(num_minibatches):
+            state = tuple(s.index_select(1, index) for s in starts)
+            yield Minibatch(*(f[:, index] for f in seqs), state=state)
