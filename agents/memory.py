@@ -21,7 +21,10 @@ State = tuple[torch.Tensor, ...]
 
 
 class MemoryCore(nn.Module):
-    """Base class of the cores. ``recurrent`` is false for cores whose output depends on ``x_t`` only."""
+    """Base class of the cores.
+
+    ``recurrent`` is false for cores whose output at step t depends on ``x_t`` only.
+    """
 
     recurrent: bool = False
 

@@ -45,7 +45,9 @@ class VectorEncoder(nn.Module):
                 "(Dict, grid and graph encoders come with their issues)"
             )
         self.out_features = hidden_size
-        self.net = nn.Sequential(_init(nn.Linear(in_features, hidden_size), math.sqrt(2)), nn.Tanh())
+        self.net = nn.Sequential(
+            _init(nn.Linear(in_features, hidden_size), math.sqrt(2)), nn.Tanh()
+        )
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if self.one_hot:
@@ -56,7 +58,7 @@ class VectorEncoder(nn.Module):
 
 
 class CategoricalHead(nn.Module):
-    """Categorical policy over ``Discrete(n)``: ``logits = W y``, actions in ``{start, ..., n-1}``."""
+    """Categorical policy over ``Discrete(n)``: ``logits = W y``, actions ``start .. start+n-1``."""
 
     def __init__(self, in_features: int, space: gym.spaces.Discrete):
         super().__init__()
@@ -197,7 +199,8 @@ class ActorCritic(nn.Module):
         if self.critic_core is None:
             y, _ = self.core(self.encoder(obs), state, episode_start)
         else:
-            y, _ = self.critic_core(self.critic_encoder(obs), state[len(state) // 2:], episode_start)
+            critic_state = state[len(state) // 2 :]
+            y, _ = self.critic_core(self.critic_encoder(obs), critic_state, episode_start)
         return self.critic(y).squeeze(-1)
 
     def evaluate(

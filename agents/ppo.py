@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch
 from torch import nn
 
 import envs
 from agents.policies import ActorCritic
-from agents.rollout import Rollout, compute_gae
+from agents.rollout import Carry, Rollout, collect
 from envs.core import resolve_device, torch_dtype
 
 CHECKPOINT = "checkpoints/latest.pt"
@@ -201,20 +200,15 @@ def train(
     obs_space, act_space = env.single_observation_space, env.single_action_space
     policy = ActorCritic(obs_space, act_space, config.core, config.hidden_size,
                          config.core_kwargs, config.shared_trunk).to(device)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=1e-5)
-    continuous = isinstance(act_space, gym.spaces.Box)
-    if continuous:
-        act_low = torch.as_tensor(act_space.low, device=device)
-        act_high = torch.as_tensor(act_space.high, device=device)
-    sequence_length = (config.sequence_length or config.num_steps) if policy.core.recurrent else None
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=1e-5,
+                                 fused=True)
+    # Feed-forward cores learn from shuffled single steps, recurrent ones from whole sequences.
+    sequence_length = None
+    if policy.core.recurrent:
+        sequence_length = config.sequence_length or config.num_steps
 
     buf = Rollout(config.num_steps, config.num_envs, obs_space.shape, act_space.shape,
                   torch_dtype(obs_space), torch_dtype(act_space), device)
-    # Episode statistics recorded on device and read once per update (one sync, not one per step).
-    ep_return = torch.zeros(config.num_steps, config.num_envs, device=device)
-    ep_length = torch.zeros(config.num_steps, config.num_envs, dtype=torch.int64, device=device)
-    ep_done = torch.zeros(config.num_steps, config.num_envs, dtype=torch.bool, device=device)
-
     start_update, global_step, elapsed_before = 0, 0, 0.0
     recent_returns: deque[float] = deque(maxlen=100)
     episodes = 0
@@ -235,14 +229,16 @@ def train(
 
         logdir.mkdir(parents=True, exist_ok=True)
         (logdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        writer = SummaryWriter(str(logdir), purge_step=global_step if saved is not None else None)
+        # Points logged after the checkpoint (by an interrupted run) are purged by TensorBoard.
+        purge = global_step + 1 if saved is not None else None
+        writer = SummaryWriter(str(logdir), purge_step=purge)
         if saved is None:
             writer.add_text("config", "```\n" + json.dumps(config.to_dict(), indent=2) + "\n```")
 
     # A resumed run reseeds the environment per update so that it does not replay the start.
     obs, _ = env.reset(seed=config.seed + 7919 * start_update)
-    state = policy.initial_state(config.num_envs)
-    episode_start = torch.ones(config.num_envs, dtype=torch.bool, device=device)
+    carry = Carry(obs, policy.initial_state(config.num_envs),
+                  torch.ones(config.num_envs, dtype=torch.bool, device=device))
     start_time = time.perf_counter()
 
     def elapsed() -> float:
@@ -257,33 +253,8 @@ def train(
 
         # ------------------------------------------------------------ rollout
         policy.eval()
-        with torch.no_grad():
-            for t in range(config.num_steps):
-                buf.obs[t] = obs
-                buf.episode_starts[t] = episode_start
-                buf.store_state(t, state)
-                action, logprob, value, state = policy.act(obs, state, episode_start)
-                env_action = torch.maximum(torch.minimum(action, act_high), act_low) \
-                    if continuous else action
-                obs, reward, terminated, truncated, info = env.step(env_action)
-                done = terminated | truncated
-                # Truncated episodes did not end: bootstrap them with the value of final_obs.
-                final_value = policy.value(info["final_obs"].unsqueeze(0), state,
-                                           torch.zeros_like(episode_start).unsqueeze(0))[0]
-                bootstrap = (truncated & ~terminated).float() * config.gamma * final_value
-                buf.actions[t] = action
-                buf.logprobs[t] = logprob
-                buf.values[t] = value
-                buf.rewards[t] = reward * config.reward_scale + bootstrap
-                buf.dones[t] = done
-                ep_return[t] = info["episode_return"]
-                ep_length[t] = info["episode_length"]
-                ep_done[t] = info["_episode"]
-                episode_start = done
-            next_value = policy.value(obs.unsqueeze(0), state, episode_start.unsqueeze(0))[0]
-            buf.advantages, buf.returns = compute_gae(
-                buf.rewards, buf.values, buf.dones, next_value, config.gamma, config.gae_lambda
-            )
+        carry = collect(policy, env, buf, carry, config.gamma, config.gae_lambda,
+                        config.reward_scale)
         global_step += config.batch_size
 
         # ------------------------------------------------------------ update
@@ -314,7 +285,7 @@ def train(
 
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+                nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm, foreach=True)
                 optimizer.step()
 
                 with torch.no_grad():
@@ -334,8 +305,7 @@ def train(
                 f"{global_step}); parameters after it are unusable. The last good checkpoint is "
                 f"kept at {checkpoint_path}. Try a lower learning_rate or reward_scale."
             )
-        finished = ep_return[ep_done].tolist()
-        finished_lengths = ep_length[ep_done].tolist()
+        finished, finished_lengths = buf.finished_episodes()
         recent_returns.extend(finished)
         episodes += len(finished)
         wall = elapsed()

@@ -19,11 +19,14 @@ AGENT_PRESETS: dict[str, dict[str, Any]] = {
 AGENTS = tuple(AGENT_PRESETS)
 
 #: Environment id -> tuned overrides, applied under the agent's.
+_CARTPOLE = {"num_envs": 64, "num_steps": 32, "learning_rate": 5e-3}
+_PENDULUM = {"num_envs": 64, "num_steps": 64, "gamma": 0.9, "learning_rate": 1e-3,
+             "update_epochs": 10, "num_minibatches": 8, "reward_scale": 0.1}
 ENV_PRESETS: dict[str, dict[str, Any]] = {
-    "umbra/CartPole-v0": {},
-    "umbra/MaskedCartPole-v0": {},
-    "umbra/Pendulum-v0": {},
-    "umbra/MaskedPendulum-v0": {},
+    "umbra/CartPole-v0": _CARTPOLE,
+    "umbra/MaskedCartPole-v0": _CARTPOLE,
+    "umbra/Pendulum-v0": _PENDULUM,
+    "umbra/MaskedPendulum-v0": _PENDULUM,
 }
 
 

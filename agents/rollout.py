@@ -1,4 +1,4 @@
-"""Rollout storage on the device, GAE, and minibatches of sequences.
+"""Rollout collection and storage on the device, GAE, and minibatches of sequences.
 
 Storage is preallocated with self-describing shapes ``(num_steps, num_envs) + shape``. Minibatches
 are always sequences ``[L, B, ...]``: feed-forward cores get ``L = 1`` over a full shuffle of every
@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import gymnasium as gym
 import torch
 
 from agents.memory import State
+from agents.policies import ActorCritic
+from envs.core import BatchedEnv
 
 
 def compute_gae(
@@ -49,6 +52,79 @@ def compute_gae(
         last = deltas[t] + discounts[t] * last
         advantages[t] = last
     return advantages, advantages + values
+
+
+Bounds = tuple[torch.Tensor, torch.Tensor] | None
+
+
+def action_bounds(space: gym.Space, device: torch.device) -> Bounds:
+    """``(low, high)`` tensors of a Box action space on ``device``; None for other spaces."""
+    if not isinstance(space, gym.spaces.Box):
+        return None
+    return torch.as_tensor(space.low, device=device), torch.as_tensor(space.high, device=device)
+
+
+def clip_action(action: torch.Tensor, bounds: Bounds) -> torch.Tensor:
+    """Clip a Gaussian sample into the action box (identity for discrete actions)."""
+    if bounds is None:
+        return action
+    return torch.minimum(torch.maximum(action, bounds[0]), bounds[1])
+
+
+@dataclass
+class Carry:
+    """What one rollout hands to the next: the current observation, core state, episode starts."""
+
+    obs: torch.Tensor
+    state: State
+    episode_start: torch.Tensor
+
+
+@torch.no_grad()
+def collect(
+    policy: ActorCritic,
+    env: BatchedEnv,
+    buf: Rollout,
+    carry: Carry,
+    gamma: float,
+    gae_lambda: float,
+    reward_scale: float = 1.0,
+) -> Carry:
+    """Fill ``buf`` with ``buf.num_steps`` steps of every copy, then its advantages and returns.
+
+    Truncated episodes did not end: their last reward gets ``gamma * V(final_obs)`` added, the
+    value computed with the core state of that step. Box actions are clipped to the action space
+    before the environment sees them; the unclipped sample is stored for the log-probability.
+    Nothing leaves the device.
+
+    Returns:
+        The carry for the next rollout.
+    """
+    obs, state, episode_start = carry.obs, carry.state, carry.episode_start
+    bounds = action_bounds(env.single_action_space, obs.device)
+    for t in range(buf.num_steps):
+        buf.obs[t] = obs
+        buf.episode_starts[t] = episode_start
+        buf.store_state(t, state)
+        action, logprob, value, state = policy.act(obs, state, episode_start)
+        obs, reward, terminated, truncated, info = env.step(clip_action(action, bounds))
+        final_value = policy.value(info["final_obs"].unsqueeze(0), state,
+                                   torch.zeros_like(episode_start).unsqueeze(0))[0]
+        bootstrap = (truncated & ~terminated).float() * gamma * final_value
+        episode_start = terminated | truncated
+        buf.actions[t] = action
+        buf.logprobs[t] = logprob
+        buf.values[t] = value
+        buf.rewards[t] = reward * reward_scale + bootstrap
+        buf.dones[t] = episode_start
+        buf.episode_return[t] = info["episode_return"]
+        buf.episode_length[t] = info["episode_length"]
+        buf.episode_done[t] = info["_episode"]
+    next_value = policy.value(obs.unsqueeze(0), state, episode_start.unsqueeze(0))[0]
+    buf.advantages, buf.returns = compute_gae(
+        buf.rewards, buf.values, buf.dones, next_value, gamma, gae_lambda
+    )
+    return Carry(obs, state, episode_start)
 
 
 @dataclass
@@ -100,6 +176,15 @@ class Rollout:
         self.states: tuple[torch.Tensor, ...] = ()
         self.advantages = torch.zeros(size, device=device)
         self.returns = torch.zeros(size, device=device)
+        # Episode statistics from the environment, read once per rollout (one sync, not per step).
+        self.episode_return = torch.zeros(size, device=device)
+        self.episode_length = torch.zeros(size, dtype=torch.int64, device=device)
+        self.episode_done = torch.zeros(size, dtype=torch.bool, device=device)
+
+    def finished_episodes(self) -> tuple[list[float], list[int]]:
+        """Returns and lengths of the episodes that ended during this rollout (syncs once)."""
+        return (self.episode_return[self.episode_done].tolist(),
+                self.episode_length[self.episode_done].tolist())
 
     def store_state(self, t: int, state: State) -> None:
         """Record the core state used at step ``t`` (allocated on first use)."""
@@ -145,9 +230,32 @@ class Rollout:
             )
 
         seqs = [to_chunks(f) for f in fields]
-        # Stored states are [T, layers, N, ...]; the state at chunk starts is [layers, chunks * N, ...].
+        # Stored states are [T, layers, N, ...]; at chunk starts: [layers, chunks * N, ...].
         starts = [s[::length].transpose(0, 1).flatten(1, 2) for s in self.states]
         order = torch.randperm(chunks * self.num_envs, device=device, generator=generator)
         for index in order.chunk(num_minibatches):
             state = tuple(s.index_select(1, index) for s in starts)
             yield Minibatch(*(f[:, index] for f in seqs), state=state)
+
+
+@torch.no_grad()
+def evaluate(
+    policy: ActorCritic, env: BatchedEnv, num_episodes: int, deterministic: bool = True,
+    seed: int | None = None,
+) -> list[float]:
+    """Returns of the first ``num_episodes`` episodes that end in ``env`` under ``policy``.
+
+    Steps every copy until enough episodes have ended (reading the done mask once per step; this
+    is for evaluation, not the training hot loop).
+    """
+    obs, _ = env.reset(seed=seed)
+    state = policy.initial_state(env.num_envs)
+    episode_start = torch.ones(env.num_envs, dtype=torch.bool, device=obs.device)
+    bounds = action_bounds(env.single_action_space, obs.device)
+    returns: list[float] = []
+    while len(returns) < num_episodes:
+        action, state = policy.predict(obs, state, episode_start, deterministic=deterministic)
+        obs, _, terminated, truncated, info = env.step(clip_action(action, bounds))
+        episode_start = terminated | truncated
+        returns += info["episode_return"][info["_episode"]].tolist()
+    return returns[:num_episodes]

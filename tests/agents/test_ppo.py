@@ -1,0 +1,185 @@
+"""PPO: the ratio-equals-one invariant, determinism, learning, checkpoints, resume and NaN."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+import envs
+from agents.memory import CORES
+from agents.policies import ActorCritic
+from agents.ppo import PPOConfig, train
+from agents.rollout import Carry, Rollout, collect, evaluate
+from envs.classic import CartPole
+from envs.core import torch_dtype
+
+
+@pytest.mark.parametrize("env_id", ["umbra/CartPole-v0", "umbra/Pendulum-v0"])
+@pytest.mark.parametrize("core", sorted(CORES))
+@pytest.mark.parametrize("shared_trunk", [False, True])
+def test_ratio_is_one_before_the_first_gradient_step(env_id, core, shared_trunk):
+    """DESIGN.md contract 2: the update recomputes exactly what the rollout recorded."""
+    env = envs.make(env_id, num_envs=8)
+    policy = ActorCritic(env.single_observation_space, env.single_action_space, core,
+                         hidden_size=32, shared_trunk=shared_trunk)
+    obs_space, act_space = env.single_observation_space, env.single_action_space
+    # 64 steps: CartPole episodes under a random policy end inside the rollout.
+    buf = Rollout(64, 8, obs_space.shape, act_space.shape, torch_dtype(obs_space),
+                  torch_dtype(act_space), env.device)
+    obs, _ = env.reset(seed=0)
+    carry = Carry(obs, policy.initial_state(8), torch.ones(8, dtype=torch.bool))
+    for _ in range(2):  # the second rollout starts mid-episode, with a carried state
+        carry = collect(policy, env, buf, carry, gamma=0.99, gae_lambda=0.95)
+    if env_id == "umbra/CartPole-v0":
+        assert buf.dones.any(), "the test must cover episode boundaries"
+    sequence_lengths = [16, 64] if policy.core.recurrent else [None]
+    for length in sequence_lengths:
+        for mb in buf.minibatches(4, length, None):
+            with torch.no_grad():
+                logprob, _, value = policy.evaluate(mb.obs, mb.actions, mb.state,
+                                                    mb.episode_starts)
+            torch.testing.assert_close(logprob, mb.logprobs, atol=1e-5, rtol=0)
+            torch.testing.assert_close(value, mb.values, atol=1e-5, rtol=0)
+            torch.testing.assert_close((logprob - mb.logprobs).exp(),
+                                       torch.ones_like(logprob), atol=1e-5, rtol=0)
+
+
+def test_same_seed_gives_the_same_training_on_cpu():
+    config = PPOConfig(num_envs=8, num_steps=16, total_steps=1024, device="cpu", seed=3)
+    first, second = train(config), train(config)
+    for key in ("steps", "final_return", "episodes"):
+        assert first.metrics[key] == second.metrics[key]
+    for a, b in zip(first.policy.parameters(), second.policy.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    other = train(dataclasses.replace(config, seed=4))
+    assert any(not torch.equal(a, b) for a, b in
+               zip(first.policy.parameters(), other.policy.parameters(), strict=True))
+
+
+def test_ppo_solves_cartpole_within_seconds():
+    config = PPOConfig(env_id="umbra/CartPole-v0", num_envs=64, num_steps=32,
+                       learning_rate=5e-3, total_steps=150_000, device="cpu", seed=0,
+                       stop_at_return=475)
+    result = train(config)
+    assert result.metrics["threshold_reached"], result.metrics
+    returns = evaluate(result.policy, envs.make("umbra/CartPole-v0", num_envs=16), 32, seed=123)
+    assert sum(returns) / len(returns) >= 400, returns
+
+
+def test_ppo_clearly_improves_on_pendulum():
+    config = PPOConfig(env_id="umbra/Pendulum-v0", device="cpu", seed=0, total_steps=100_000,
+                       **_pendulum_settings())
+    before = evaluate(ActorCritic(*_spaces("umbra/Pendulum-v0")),
+                      envs.make("umbra/Pendulum-v0", num_envs=32), 32, seed=7)
+    result = train(config)
+    after = evaluate(result.policy, envs.make("umbra/Pendulum-v0", num_envs=32), 32, seed=7)
+    mean_before, mean_after = sum(before) / 32, sum(after) / 32
+    assert mean_after > mean_before + 400, (mean_before, mean_after)
+
+
+def _pendulum_settings():
+    from agents.presets import ENV_PRESETS
+
+    return ENV_PRESETS["umbra/Pendulum-v0"]
+
+
+def _spaces(env_id):
+    env = envs.make(env_id)
+    return env.single_observation_space, env.single_action_space
+
+
+def test_ppo_runs_on_a_third_party_gymnasium_id():
+    result = train(PPOConfig(env_id="CartPole-v1", num_envs=4, num_steps=64, total_steps=2048,
+                             device="cpu"))
+    assert result.metrics["steps"] == 2048
+    assert result.metrics["episodes"] > 0 and result.metrics["final_return"] > 0
+
+
+def test_checkpoints_are_weights_only_state_dicts(tmp_path):
+    config = PPOConfig(num_envs=8, num_steps=16, total_steps=8 * 16 * 3, checkpoint_every=1,
+                       device="cpu")
+    result = train(config, logdir=tmp_path)
+    saved = torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=True)
+    assert saved["global_step"] == 384 and saved["update"] == 3
+    policy = ActorCritic(*_spaces("umbra/CartPole-v0"))
+    policy.load_state_dict(saved["policy"])
+    for a, b in zip(policy.parameters(), result.policy.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert json.loads((tmp_path / "config.json").read_text()) == config.to_dict()
+
+
+def test_fresh_run_refuses_to_overwrite_an_existing_run(tmp_path):
+    config = PPOConfig(num_envs=8, num_steps=16, total_steps=128, device="cpu")
+    train(config, logdir=tmp_path)
+    before = (tmp_path / "checkpoints" / "latest.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="resume"):
+        train(config, logdir=tmp_path)
+    assert (tmp_path / "checkpoints" / "latest.pt").read_bytes() == before
+
+
+def _scalar_steps(logdir, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir))
+    acc.Reload()
+    return [event.step for event in acc.Scalars(tag)]
+
+
+def test_resume_continues_the_global_step_without_duplicate_points(tmp_path):
+    short = PPOConfig(num_envs=8, num_steps=16, total_steps=128 * 3, checkpoint_every=1,
+                      device="cpu")
+    train(short, logdir=tmp_path)
+    longer = dataclasses.replace(short, total_steps=128 * 5)
+    result = train(longer, logdir=tmp_path, resume=True)
+    assert result.metrics["steps"] == 128 * 5
+    steps = _scalar_steps(tmp_path, "charts/sps")
+    assert steps == [128 * k for k in range(1, 6)]
+    with pytest.raises(ValueError, match="learning_rate"):
+        train(dataclasses.replace(longer, learning_rate=1.0, total_steps=128 * 6),
+              logdir=tmp_path, resume=True)
+
+
+def test_resume_after_an_interruption(tmp_path):
+    config = PPOConfig(num_envs=8, num_steps=16, total_steps=128 * 6, checkpoint_every=2,
+                       device="cpu")
+
+    def interrupt(step):
+        if step == 128 * 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, logdir=tmp_path, progress=interrupt)
+    assert torch.load(tmp_path / "checkpoints/latest.pt", weights_only=True)["update"] == 4
+    result = train(config, logdir=tmp_path, resume=True)
+    assert result.metrics["steps"] == 128 * 6
+    steps = _scalar_steps(tmp_path, "charts/sps")
+    assert steps == sorted(set(steps)) and steps[-1] == 128 * 6
+
+
+class NaNRewardCartPole(CartPole):
+    """CartPole whose rewards turn NaN after 100 steps: a stand-in for a diverging run."""
+
+    def _advance(self, actions):
+        reward, terminated = super()._advance(actions)
+        self.calls = getattr(self, "calls", 0) + 1
+        return reward * (float("nan") if self.calls > 100 else 1.0), terminated
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):
+    config = PPOConfig(env_id=f"{__name__}:NaNRewardCartPole", num_envs=4, num_steps=16,
+                       total_steps=64 * 20, checkpoint_every=1, device="cpu")
+    with pytest.raises(FloatingPointError, match="NaN"):
+        train(config, logdir=tmp_path)
+    saved = torch.load(tmp_path / "checkpoints/latest.pt", weights_only=True)
+    assert saved["update"] == 6  # 6 updates x 16 steps = 96 good steps; the 7th saw NaN
+    assert all(torch.isfinite(p).all() for p in saved["policy"].values())
+
+
+def test_config_round_trips_and_rejects_unknown_fields():
+    config = PPOConfig(env_kwargs={"g": 9.81}, target_kl=0.02)
+    assert PPOConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="learning_rate"):
+        PPOConfig.from_dict({"learnig_rate": 1e-3})
+    with pytest.raises(ValueError, match="num_envs"):
+        PPOConfig(num_envs=0)
