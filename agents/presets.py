@@ -19,7 +19,7 @@ AGENT_PRESETS: dict[str, dict[str, Any]] = {
 AGENTS = tuple(AGENT_PRESETS)
 
 #: Environment id -> tuned overrides, applied under the agent's.
-_CARTPOLE = {"num_envs": 64, "num_steps": 32, "learning_rate": 5e-3}
+_CARTPOLE = {"num_envs": 64, "num_steps": 32, "learning_rate": 5e-3, "update_epochs": 2}
 _PENDULUM = {"num_envs": 64, "num_steps": 64, "gamma": 0.9, "learning_rate": 1e-3,
              "update_epochs": 10, "num_minibatches": 8, "reward_scale": 0.1}
 ENV_PRESETS: dict[str, dict[str, Any]] = {

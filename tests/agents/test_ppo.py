@@ -10,6 +10,7 @@ import envs
 from agents.memory import CORES
 from agents.policies import ActorCritic
 from agents.ppo import PPOConfig, train
+from agents.presets import agent_config
 from agents.rollout import Carry, Rollout, collect, evaluate
 from envs.classic import CartPole
 from envs.core import torch_dtype
@@ -58,9 +59,8 @@ def test_same_seed_gives_the_same_training_on_cpu():
 
 
 def test_ppo_solves_cartpole_within_seconds():
-    config = PPOConfig(env_id="umbra/CartPole-v0", num_envs=64, num_steps=32,
-                       learning_rate=5e-3, total_steps=150_000, device="cpu", seed=0,
-                       stop_at_return=475)
+    config = agent_config("ppo", "umbra/CartPole-v0", total_steps=200_000, device="cpu",
+                          stop_at_return=475)
     result = train(config)
     assert result.metrics["threshold_reached"], result.metrics
     returns = evaluate(result.policy, envs.make("umbra/CartPole-v0", num_envs=16), 32, seed=123)
@@ -68,20 +68,13 @@ def test_ppo_solves_cartpole_within_seconds():
 
 
 def test_ppo_clearly_improves_on_pendulum():
-    config = PPOConfig(env_id="umbra/Pendulum-v0", device="cpu", seed=0, total_steps=100_000,
-                       **_pendulum_settings())
+    config = agent_config("ppo", "umbra/Pendulum-v0", total_steps=100_000, device="cpu")
     before = evaluate(ActorCritic(*_spaces("umbra/Pendulum-v0")),
                       envs.make("umbra/Pendulum-v0", num_envs=32), 32, seed=7)
     result = train(config)
     after = evaluate(result.policy, envs.make("umbra/Pendulum-v0", num_envs=32), 32, seed=7)
     mean_before, mean_after = sum(before) / 32, sum(after) / 32
     assert mean_after > mean_before + 400, (mean_before, mean_after)
-
-
-def _pendulum_settings():
-    from agents.presets import ENV_PRESETS
-
-    return ENV_PRESETS["umbra/Pendulum-v0"]
 
 
 def _spaces(env_id):
