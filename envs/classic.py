@@ -130,7 +130,9 @@ class Pendulum(BatchedEnv):
     - v0: first version, equal to Gymnasium ``Pendulum-v1``.
     """
 
-    description = "Swing a pendulum up (continuous torque); Gymnasium Pendulum-v1 dynamics, batched."
+    description = (
+        "Swing a pendulum up (continuous torque); Gymnasium Pendulum-v1 dynamics, batched."
+    )
     max_speed = 8.0
     max_torque = 2.0
     dt = 0.05

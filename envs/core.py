@@ -75,6 +75,15 @@ def torch_dtype(space: gym.Space) -> torch.dtype:
     raise TypeError(f"no torch dtype for space {space}")
 
 
+def check_num_envs(num_envs: int) -> int:
+    """Return ``num_envs`` as an int; ``TypeError``/``ValueError`` unless it is an int >= 1."""
+    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
+        raise TypeError(f"num_envs must be a positive int, got {num_envs!r}")
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+    return int(num_envs)
+
+
 class BatchedEnv:
     """Base class of every native Umbra environment: ``num_envs`` copies stepped as tensors.
 
@@ -100,11 +109,7 @@ class BatchedEnv:
     kind: str = "single-agent"
 
     def __init__(self, num_envs: int = 1, device: str | torch.device = "cpu", debug: bool = False):
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
-            raise TypeError(f"num_envs must be a positive int, got {num_envs!r}")
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        self.num_envs = int(num_envs)
+        self.num_envs = check_num_envs(num_envs)
         self.device = resolve_device(device)
         self.debug = bool(debug)
         self.generator = torch.Generator(device=self.device)
@@ -201,7 +206,9 @@ class BatchedEnv:
         if actions.device != self.device:
             raise ValueError(f"actions are on {actions.device}, the environment on {self.device}")
         if tuple(actions.shape) != expected_shape:
-            raise ValueError(f"actions must have shape {expected_shape}, got {tuple(actions.shape)}")
+            raise ValueError(
+                f"actions must have shape {expected_shape}, got {tuple(actions.shape)}"
+            )
         if self._action_dtype.is_floating_point:
             if not actions.is_floating_point():
                 raise TypeError(f"actions for {space} must be floating point, got {actions.dtype}")
@@ -216,12 +223,18 @@ class BatchedEnv:
                 )
         else:
             if actions.is_floating_point() or actions.dtype == torch.bool:
-                raise TypeError(f"actions for {space} must be an integer tensor, got {actions.dtype}")
+                raise TypeError(
+                    f"actions for {space} must be an integer tensor, got {actions.dtype}"
+                )
             if isinstance(space, gym.spaces.Discrete):
                 low, high = int(space.start), int(space.start + space.n - 1)
+            elif isinstance(space, gym.spaces.MultiDiscrete):
+                low, high = space.start.tolist(), (space.start + space.nvec - 1).tolist()
             else:
-                low, high = 0, None
-            if (actions < low).any() or (high is not None and (actions > high).any()):
+                low, high = 0, 1
+            low_t = torch.as_tensor(low, device=self.device)
+            high_t = torch.as_tensor(high, device=self.device)
+            if ((actions < low_t) | (actions > high_t)).any():
                 raise ValueError(
                     f"actions must be integers in [{low}, {high}], got min "
                     f"{actions.min().item()}, max {actions.max().item()}"

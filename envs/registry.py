@@ -185,7 +185,8 @@ def make(
                 [functools.partial(target, **kwargs) for _ in range(num_envs)], device=device
             )
         raise TypeError(
-            f"{env_id!r} is {target!r}: expected a subclass of envs.core.BatchedEnv or gymnasium.Env"
+            f"{env_id!r} is {target!r}: expected a subclass of envs.core.BatchedEnv or "
+            "gymnasium.Env"
         )
     if env_id in gym.registry:
         gym_spec = gym.registry[env_id]

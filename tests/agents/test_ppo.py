@@ -68,7 +68,7 @@ def test_ppo_solves_cartpole_within_seconds():
 
 
 def test_ppo_clearly_improves_on_pendulum():
-    config = agent_config("ppo", "umbra/Pendulum-v0", total_steps=100_000, device="cpu")
+    config = agent_config("ppo", "umbra/Pendulum-v0", total_steps=150_000, device="cpu")
     before = evaluate(ActorCritic(*_spaces("umbra/Pendulum-v0")),
                       envs.make("umbra/Pendulum-v0", num_envs=32), 32, seed=7)
     result = train(config)

@@ -1,0 +1,564 @@
+"""Adapters between Umbra's batched torch environments and the Gymnasium / SB3 ecosystems.
+
+From a native :class:`~envs.core.BatchedEnv` (numpy in, numpy out; every action is checked):
+
+- :class:`BatchedToGymEnv`: one copy as a ``gymnasium.Env`` (what ``gymnasium.make("umbra/...")``
+  returns); passes ``gymnasium.utils.env_checker.check_env`` and SB3's ``check_env``.
+- :class:`BatchedToNumpyVecEnv`: the batch as a numpy ``gymnasium.vector.VectorEnv`` with
+  SAME_STEP autoreset (what ``gymnasium.make_vec("umbra/...", vectorization_mode=
+  "vector_entry_point")`` returns).
+- :class:`BatchedToSB3VecEnv`: the batch as a stable-baselines3 ``VecEnv``, with the episode
+  information that SB3's ``Monitor`` would add.
+
+The other way round:
+
+- :class:`GymnasiumToBatched`: any third-party ``gymnasium.Env`` as a batched environment with the
+  same contract as the native ones (torch tensors, SAME_STEP autoreset, episode statistics). The
+  copies step in numpy on the CPU; only their results move to ``device``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.vec_env import VecEnv
+
+from envs.core import BatchedEnv, Obs, check_num_envs, resolve_device, torch_dtype
+
+__all__ = ["BatchedToGymEnv", "BatchedToNumpyVecEnv", "BatchedToSB3VecEnv", "GymnasiumToBatched"]
+
+_DISCRETE_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+_SUPPORTED = "Box, Discrete, MultiDiscrete, MultiBinary (or a Dict of these)"
+
+
+# ---------------------------------------------------------------------------- conversions
+def _to_numpy(space: gym.Space, value: Obs) -> Any:
+    """A fresh numpy copy of a batched tensor (or dict of tensors), in the space's dtype."""
+    if isinstance(space, spaces.Dict):
+        return {key: _to_numpy(sub, value[key]) for key, sub in space.spaces.items()}
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    return array.astype(space.dtype) if space.dtype is not None else array.copy()
+
+
+def _copy_at(space: gym.Space, batch: Any, index: int) -> Any:
+    """Copy ``index`` of a batched numpy observation, shaped like one element of ``space``."""
+    if isinstance(space, spaces.Dict):
+        return {key: _copy_at(sub, batch[key], index) for key, sub in space.spaces.items()}
+    item = batch[index]
+    return item.copy() if isinstance(item, np.ndarray) else item
+
+
+def _to_tensor(space: gym.Space, value: Any, device: torch.device) -> Obs:
+    """A fresh tensor (or dict of tensors) on ``device`` from a batched numpy value."""
+    if isinstance(space, spaces.Dict):
+        return {key: _to_tensor(sub, value[key], device) for key, sub in space.spaces.items()}
+    return torch.tensor(np.asarray(value), dtype=torch_dtype(space), device=device)
+
+
+def _torch_space(space: gym.Space) -> gym.Space:
+    """``space`` with float64 boxes narrowed to float32; anything torch cannot hold is an error."""
+    if isinstance(space, spaces.Dict):
+        return spaces.Dict({key: _torch_space(sub) for key, sub in space.spaces.items()})
+    if isinstance(space, spaces.Box) and space.dtype == np.float64:
+        info = np.finfo(np.float32)
+
+        def narrow(bound: np.ndarray) -> np.ndarray:
+            clipped = np.where(np.isfinite(bound), np.clip(bound, info.min, info.max), bound)
+            return clipped.astype(np.float32)
+
+        return spaces.Box(narrow(space.low), narrow(space.high), dtype=np.float32)
+    if isinstance(space, (spaces.Box, *_DISCRETE_SPACES)):
+        return space
+    raise TypeError(f"batched environments support {_SUPPORTED} spaces, got {space}")
+
+
+def _actions_to_tensor(
+    space: gym.Space, actions: Any, batch_shape: tuple[int, ...], device: torch.device
+) -> torch.Tensor:
+    """Check the type, shape and dtype of numpy ``actions`` and turn them into a tensor.
+
+    Args:
+        space: The single action space.
+        actions: A numpy array (or numpy scalar, Python int/float for a scalar space, or tensor).
+        batch_shape: ``()`` for one copy, ``(num_envs,)`` for a batch.
+        device: Where the returned tensor lives.
+
+    Returns:
+        A tensor of shape ``(*batch_shape, *space.shape)`` in the space's torch dtype; the range
+        and NaN checks are left to :meth:`~envs.core.BatchedEnv.check_actions`.
+    """
+    expected_shape = (*batch_shape, *space.shape)
+    dtype = np.dtype(space.dtype)
+    if isinstance(actions, torch.Tensor):
+        array = actions.detach().cpu().numpy()
+    elif isinstance(actions, (np.ndarray, np.generic)):
+        array = np.asarray(actions)
+    elif isinstance(actions, (int, float)) and not isinstance(actions, bool) and not expected_shape:
+        array = np.asarray(actions)
+    else:
+        what = "an int, a numpy scalar or a numpy array" if not expected_shape else "a numpy array"
+        raise TypeError(
+            f"actions for {space} must be {what} of shape {expected_shape} and dtype {dtype}, "
+            f"got {type(actions).__name__}"
+        )
+    if array.shape != expected_shape:
+        raise ValueError(f"actions for {space} must have shape {expected_shape}, got {array.shape}")
+    if isinstance(space, spaces.MultiBinary):
+        # Any dtype holding only 0 and 1 will do: SB3's Bernoulli distribution hands over floats.
+        if not np.isin(array, (0, 1)).all():
+            raise ValueError(f"actions for {space} must be 0 or 1, got {array}")
+    elif dtype.kind == "f" and array.dtype.kind != "f":
+        raise TypeError(
+            f"actions for {space} must be floating point (e.g. np.float32), got dtype {array.dtype}"
+        )
+    elif dtype.kind in "iu" and array.dtype.kind not in "iu":
+        raise TypeError(
+            f"actions for {space} must be integers (e.g. np.int64), got dtype {array.dtype}"
+        )
+    elif dtype.kind in "iu" and array.size:
+        info = np.iinfo(dtype)  # narrowing must not wrap an out-of-range action into range
+        if array.min() < info.min or array.max() > info.max:
+            raise ValueError(
+                f"actions for {space} must lie in the space, got min {array.min()}, "
+                f"max {array.max()}"
+            )
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = array.astype(dtype)
+    return torch.as_tensor(converted, dtype=torch_dtype(space)).to(device)
+
+
+def _per_copy(value: Any, num_envs: int, indices: Iterable[int]) -> list[Any]:
+    """Split a batched value (leading axis ``num_envs``) into per-copy values; repeat the rest."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == num_envs:
+        return [np.array(value[i]) for i in indices]
+    return [value for _ in indices]
+
+
+def _native_spec(batched: BatchedEnv) -> gym.envs.registration.EnvSpec | None:
+    """The Gymnasium spec of the one ``umbra/`` id registered for ``batched``'s class, if any."""
+    from envs.registry import list_ids, spec
+
+    cls = type(batched)
+    entry_point = f"{cls.__module__}:{cls.__qualname__}"
+    matches = [i for i in list_ids() if spec(i).entry_point == entry_point and not spec(i).kwargs]
+    return copy.deepcopy(gym.spec(matches[0])) if len(matches) == 1 else None
+
+
+# ---------------------------------------------------------------------------- batched -> Env
+class BatchedToGymEnv(gym.Env):
+    """One copy of a batched environment as a single ``gymnasium.Env`` (numpy in, numpy out).
+
+    ``gymnasium.make("umbra/CartPole-v0")`` returns this adapter (inside Gymnasium's usual
+    ``OrderEnforcing`` wrapper). Observations are numpy arrays of the observation space's dtype,
+    rewards Python floats, ``terminated``/``truncated`` Python bools.
+
+    The batched environment resets a copy inside the step that ends it; this adapter hides that:
+    the step that ends an episode returns the episode's last observation (``info["final_obs"]`` of
+    the batched step) and ``info`` holds ``episode_return`` and ``episode_length``; the next
+    :meth:`reset` starts a new episode. Stepping an ended episode without ``reset`` is an error.
+
+    ``reset(seed=s)`` seeds both Gymnasium's ``np_random`` and the batched environment's
+    generator, so the same seed gives the same trajectory as ``batched.reset(seed=s)``;
+    ``reset()`` continues from the generator's current state.
+
+    Args:
+        batched: A :class:`~envs.core.BatchedEnv` with ``num_envs == 1``.
+
+    Raises:
+        TypeError: ``batched`` is not a :class:`~envs.core.BatchedEnv`.
+        ValueError: ``batched.num_envs != 1``.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, batched: BatchedEnv):
+        if not isinstance(batched, BatchedEnv):
+            raise TypeError(f"expected an envs.core.BatchedEnv, got {type(batched).__name__}")
+        if batched.num_envs != 1:
+            raise ValueError(
+                f"BatchedToGymEnv wraps one copy: build the batched env with num_envs=1, got "
+                f"num_envs={batched.num_envs} (for a batch, use BatchedToNumpyVecEnv or "
+                "BatchedToSB3VecEnv)"
+            )
+        self.batched = batched
+        self.observation_space = batched.single_observation_space
+        self.action_space = batched.single_action_space
+        self.metadata = {"render_modes": []}
+        self.render_mode = None
+        self.spec = _native_spec(batched)
+        self._needs_reset = True
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Start a new episode; ``seed`` reseeds ``np_random`` and the batched generator."""
+        obs, _ = self.batched.reset(seed=seed, options=options)  # checks the seed's type
+        super().reset(seed=None if seed is None else int(seed))
+        self._needs_reset = False
+        return _copy_at(self.observation_space, _to_numpy(self.observation_space, obs), 0), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Step the copy by ``action`` (checked: type, shape, dtype, range, NaN)."""
+        if self._needs_reset:
+            raise RuntimeError(
+                "the episode has ended (or never started): call reset() before step()"
+            )
+        actions = _actions_to_tensor(self.action_space, action, (), self.batched.device)[None]
+        self.batched.check_actions(actions)
+        obs, reward, terminated, truncated, batch_info = self.batched.step(actions)
+        term, trunc = bool(terminated[0]), bool(truncated[0])
+        info: dict[str, Any] = {}
+        if term or trunc:
+            obs = batch_info["final_obs"]
+            info["episode_return"] = float(batch_info["episode_return"][0])
+            info["episode_length"] = int(batch_info["episode_length"][0])
+            self._needs_reset = True
+        observation = _copy_at(self.observation_space, _to_numpy(self.observation_space, obs), 0)
+        return observation, float(reward[0]), term, trunc, info
+
+    def close(self) -> None:
+        """Close the batched environment."""
+        self.batched.close()
+
+
+# ---------------------------------------------------------------------------- batched -> VectorEnv
+class BatchedToNumpyVecEnv(gym.vector.VectorEnv):
+    """A batched environment as a numpy ``gymnasium.vector.VectorEnv`` with SAME_STEP autoreset.
+
+    ``gymnasium.make_vec("umbra/CartPole-v0", num_envs=8, vectorization_mode="vector_entry_point")``
+    returns this adapter. Actions are numpy arrays of shape ``(num_envs, *action_shape)``, checked
+    and moved to the batched environment's device; observations come back as numpy arrays,
+    rewards as float64, ``terminated``/``truncated`` as bool arrays.
+
+    ``info`` follows ``gymnasium.vector.SyncVectorEnv`` with ``autoreset_mode=SAME_STEP``: it is
+    empty on steps where no copy ends; otherwise ``info["final_obs"]`` is an object array holding
+    the last observation of each ended copy (``None`` elsewhere), ``info["final_info"]`` is ``{}``,
+    and each carries its ``_``-prefixed mask. The episode statistics of the ended copies ride
+    along as ``info["episode_return"]`` (float64) and ``info["episode_length"]`` (int64), zero
+    elsewhere, with the masks ``_episode_return`` and ``_episode_length``; the ``episode`` key of
+    ``gymnasium.wrappers.vector.RecordEpisodeStatistics`` stays free for that wrapper.
+
+    Args:
+        batched: Any :class:`~envs.core.BatchedEnv`.
+    """
+
+    def __init__(self, batched: BatchedEnv):
+        if not isinstance(batched, BatchedEnv):
+            raise TypeError(f"expected an envs.core.BatchedEnv, got {type(batched).__name__}")
+        self.batched = batched
+        self.num_envs = batched.num_envs
+        self.single_observation_space = batched.single_observation_space
+        self.single_action_space = batched.single_action_space
+        self.observation_space = batched.observation_space
+        self.action_space = batched.action_space
+        self.metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+        self.render_mode = None
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset every copy; one int ``seed`` seeds the whole batch (``np_random`` included)."""
+        if isinstance(seed, (list, tuple)):
+            raise TypeError(
+                "a batched environment has one generator for all copies: pass one int seed (or "
+                f"None), got {seed!r}"
+            )
+        obs, _ = self.batched.reset(seed=seed, options=options)  # checks the seed's type
+        super().reset(seed=None if seed is None else int(seed))
+        return _to_numpy(self.single_observation_space, obs), {}
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every copy; copies that end are reset in the same call (SAME_STEP)."""
+        tensor = _actions_to_tensor(
+            self.single_action_space, actions, (self.num_envs,), self.batched.device
+        )
+        self.batched.check_actions(tensor)
+        obs, reward, terminated, truncated, batch_info = self.batched.step(tensor)
+        terminated = terminated.cpu().numpy()
+        truncated = truncated.cpu().numpy()
+        done = terminated | truncated
+        info: dict[str, Any] = {}
+        if done.any():
+            final = _to_numpy(self.single_observation_space, batch_info["final_obs"])
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(done):
+                final_obs[i] = _copy_at(self.single_observation_space, final, i)
+            episode_return = batch_info["episode_return"].cpu().numpy().astype(np.float64)
+            episode_length = batch_info["episode_length"].cpu().numpy().astype(np.int64)
+            info = {
+                "final_obs": final_obs,
+                "_final_obs": done.copy(),
+                "final_info": {},
+                "_final_info": done.copy(),
+                "episode_return": np.where(done, episode_return, 0.0),
+                "_episode_return": done.copy(),
+                "episode_length": np.where(done, episode_length, 0),
+                "_episode_length": done.copy(),
+            }
+        return (
+            _to_numpy(self.single_observation_space, obs),
+            reward.detach().cpu().numpy().astype(np.float64),
+            terminated,
+            truncated,
+            info,
+        )
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Close the batched environment."""
+        self.batched.close()
+
+
+# ---------------------------------------------------------------------------- batched -> SB3
+class BatchedToSB3VecEnv(VecEnv):
+    """A batched environment as a stable-baselines3 ``VecEnv`` (numpy in, numpy out).
+
+    Follows SB3's conventions: ``reset()`` returns the observations only; ``step_async`` /
+    ``step_wait``; ``dones = terminated | truncated``; ``infos`` is a list of one dict per copy,
+    where a copy that ended carries ``"terminal_observation"`` (its last observation; the returned
+    observation already starts the next episode), ``"TimeLimit.truncated"`` (truncated and not
+    terminated) and ``"episode": {"r", "l", "t"}`` exactly as SB3's ``Monitor`` writes it. Because
+    of the latter, ``env_is_wrapped(Monitor)`` is ``True``: ``evaluate_policy`` and the training
+    logs read true episode returns without an extra wrapper.
+
+    ``seed(s)`` makes the next ``reset()`` call ``batched.reset(seed=s)``. The batch shares one
+    object, so ``get_attr`` / ``env_method`` call it once and split values with a leading axis of
+    size ``num_envs`` (torch or numpy) into per-copy numpy values, repeating anything else;
+    ``set_attr`` sets the attribute for all copies at once.
+
+    Args:
+        batched: Any :class:`~envs.core.BatchedEnv`.
+    """
+
+    def __init__(self, batched: BatchedEnv):
+        if not isinstance(batched, BatchedEnv):
+            raise TypeError(f"expected an envs.core.BatchedEnv, got {type(batched).__name__}")
+        self.batched = batched
+        self._actions: torch.Tensor | None = None
+        self._t_start = time.time()
+        super().__init__(
+            batched.num_envs, batched.single_observation_space, batched.single_action_space
+        )
+
+    def reset(self) -> Any:
+        """Reset every copy with the seed (and options) set by ``seed()`` (``set_options()``)."""
+        options = self._options[0] or None
+        obs, _ = self.batched.reset(seed=self._seeds[0], options=options)
+        self._actions = None  # a reset cancels a pending step_async
+        self._reset_seeds()
+        self._reset_options()
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        return _to_numpy(self.observation_space, obs)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Check ``actions`` (shape ``(num_envs, *action_shape)``) and keep them for step_wait."""
+        tensor = _actions_to_tensor(
+            self.action_space, actions, (self.num_envs,), self.batched.device
+        )
+        self.batched.check_actions(tensor)
+        self._actions = tensor
+
+    def step_wait(self) -> tuple[Any, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Step every copy with the actions of ``step_async``."""
+        if self._actions is None:
+            raise RuntimeError("call step_async(actions) before step_wait()")
+        actions, self._actions = self._actions, None
+        obs, reward, terminated, truncated, batch_info = self.batched.step(actions)
+        terminated = terminated.cpu().numpy()
+        truncated = truncated.cpu().numpy()
+        dones = terminated | truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        if dones.any():
+            final = _to_numpy(self.observation_space, batch_info["final_obs"])
+            episode_return = batch_info["episode_return"].cpu().numpy()
+            episode_length = batch_info["episode_length"].cpu().numpy()
+            elapsed = round(time.time() - self._t_start, 6)
+            for i in np.flatnonzero(dones):
+                infos[i] = {
+                    "terminal_observation": _copy_at(self.observation_space, final, i),
+                    "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
+                    "episode": {
+                        "r": float(episode_return[i]),
+                        "l": int(episode_length[i]),
+                        "t": elapsed,
+                    },
+                }
+        rewards = reward.detach().cpu().numpy().astype(np.float32)
+        return _to_numpy(self.observation_space, obs), rewards, dones, infos
+
+    def close(self) -> None:
+        """Close the batched environment."""
+        self.batched.close()
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        """The attribute of the batched environment, per copy (see the class docstring)."""
+        if attr_name == "render_mode" and not hasattr(self.batched, "render_mode"):
+            value = None  # the batched contract does not render
+        else:
+            value = getattr(self.batched, attr_name)
+        return _per_copy(value, self.num_envs, self._get_indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        """Set an attribute of the batched environment; only all copies at once are possible."""
+        if sorted(self._get_indices(indices)) != list(range(self.num_envs)):
+            raise ValueError(
+                f"the {self.num_envs} copies share one batched environment: set_attr can only "
+                f"set {attr_name!r} for all of them (indices=None), got indices={indices!r}"
+            )
+        setattr(self.batched, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any
+    ) -> list[Any]:
+        """Call a method of the batched environment once; the result per copy (see above)."""
+        result = getattr(self.batched, method_name)(*method_args, **method_kwargs)
+        return _per_copy(result, self.num_envs, self._get_indices(indices))
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
+        """``True`` for SB3's ``Monitor`` (this adapter writes its episode info), else ``False``."""
+        from stable_baselines3.common.monitor import Monitor
+
+        wrapped = isinstance(wrapper_class, type) and issubclass(Monitor, wrapper_class)
+        return [wrapped for _ in self._get_indices(indices)]
+
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        """Seed the next ``reset()``; also seeds the action space, as ``DummyVecEnv`` users expect.
+
+        Returns:
+            ``[seed, seed + 1, ...]`` as SB3's ``VecEnv.seed`` does; the batch uses ``seed``.
+        """
+        seeds = super().seed(seed)
+        self.action_space.seed(seeds[0])
+        return seeds
+
+
+# ---------------------------------------------------------------------------- Env -> batched
+class GymnasiumToBatched(BatchedEnv):
+    """Any third-party ``gymnasium.Env`` as a batched environment (torch tensors, SAME_STEP).
+
+    The copies step in numpy on the CPU inside ``gymnasium.vector.SyncVectorEnv`` with SAME_STEP
+    autoreset; this adapter returns its results as tensors on ``device`` with exactly the keys and
+    meaning of :meth:`envs.core.BatchedEnv.step`: ``info["final_obs"]`` is a full batch (the last
+    observation where ``info["_final_obs"]``, the current one elsewhere), and
+    ``episode_return``/``episode_length`` (valid where ``_episode``) are counted here. The
+    wrapped vector env's own ``info`` of the last call is kept in :attr:`last_vector_info`.
+
+    Observations: float64 boxes become float32 (``single_observation_space`` says so), discrete
+    spaces int64; Dicts of these are dicts of tensors. Actions are tensors on ``device`` of shape
+    ``[num_envs, *action_shape]``, int64 for discrete spaces, floating for boxes, and are always
+    checked (the numpy conversion synchronises anyway).
+
+    ``reset(seed=s)`` seeds copy ``i`` with ``s + i`` (Gymnasium's convention) and
+    ``self.generator`` with ``s``: the same seed gives the same trajectory.
+
+    Args:
+        env_fns: One callable per copy, each returning a new ``gymnasium.Env``
+            (``envs.make("CartPole-v1", num_envs=4)`` builds them from an id).
+        device: Where the returned tensors live (``"cpu"``, ``"cuda"``, ``"auto"``).
+
+    Raises:
+        ValueError: ``env_fns`` is empty, or ``device`` is not available.
+        TypeError: an entry of ``env_fns`` is not callable, or a space is not one of Box,
+            Discrete, MultiDiscrete, MultiBinary or a Dict of these.
+    """
+
+    description = "A third-party Gymnasium environment, stepped in numpy on the CPU."
+
+    def __init__(
+        self, env_fns: Sequence[Callable[[], gym.Env]], device: str | torch.device = "cpu"
+    ):
+        env_fns = list(env_fns)
+        if not env_fns:
+            raise ValueError("env_fns is empty: pass one callable per copy (num_envs >= 1)")
+        for fn in env_fns:
+            if not callable(fn):
+                raise TypeError(f"env_fns must be callables returning a gymnasium.Env, got {fn!r}")
+        num_envs = check_num_envs(len(env_fns))
+        resolved = resolve_device(device)
+        self.vector_env = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+        try:
+            self._gym_observation_space = self.vector_env.single_observation_space
+            self.single_observation_space = _torch_space(self._gym_observation_space)
+            self.single_action_space = self.vector_env.single_action_space
+            _torch_space(self.single_action_space)  # unsupported action spaces fail here
+        except TypeError:
+            self.vector_env.close()
+            raise
+        first = self.vector_env.envs[0]
+        self.spec = first.spec
+        self.max_episode_steps = first.spec.max_episode_steps if first.spec else None
+        #: The ``info`` that the wrapped ``SyncVectorEnv`` returned on the last reset/step.
+        self.last_vector_info: dict[str, Any] = {}
+        super().__init__(num_envs, resolved, debug=True)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Obs, dict]:
+        """Reset every copy; ``seed`` seeds copy ``i`` with ``seed + i``."""
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+                raise TypeError(f"seed must be an int or None, got {seed!r}")
+            seed = int(seed)
+            self.generator.manual_seed(seed)
+        obs, self.last_vector_info = self.vector_env.reset(seed=seed, options=options)
+        self._episode_return.zero_()
+        self._episode_length.zero_()
+        self._has_reset = True
+        return _to_tensor(self.single_observation_space, obs, self.device), {}
+
+    def step(
+        self, actions: torch.Tensor
+    ) -> tuple[Obs, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Step every copy; copies that end are reset in the same call (SAME_STEP)."""
+        if not self._has_reset:
+            raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
+        self.check_actions(actions)
+        np_actions = actions.detach().cpu().numpy().astype(self.single_action_space.dtype)
+        obs, reward, terminated, truncated, vinfo = self.vector_env.step(np_actions)
+        self.last_vector_info = vinfo
+        done = np.logical_or(terminated, truncated)
+        space = self._gym_observation_space
+        if done.any():
+            items = [
+                vinfo["final_obs"][i] if done[i] else _copy_at(space, obs, i)
+                for i in range(self.num_envs)
+            ]
+            final = gym.vector.utils.concatenate(
+                space, items, gym.vector.utils.create_empty_array(space, self.num_envs)
+            )
+        else:
+            final = obs
+        reward_t = torch.as_tensor(np.asarray(reward, dtype=np.float32), device=self.device)
+        terminated_t = torch.as_tensor(np.asarray(terminated, dtype=bool), device=self.device)
+        truncated_t = torch.as_tensor(np.asarray(truncated, dtype=bool), device=self.device)
+        done_t = terminated_t | truncated_t
+        self._episode_return += reward_t
+        self._episode_length += 1
+        info = {
+            "final_obs": _to_tensor(self.single_observation_space, final, self.device),
+            "_final_obs": done_t,
+            "episode_return": self._episode_return.clone(),
+            "episode_length": self._episode_length.clone(),
+            "_episode": done_t,
+        }
+        self._episode_return.masked_fill_(done_t, 0.0)
+        self._episode_length.masked_fill_(done_t, 0)
+        obs_t = _to_tensor(self.single_observation_space, obs, self.device)
+        return obs_t, reward_t, terminated_t, truncated_t, info
+
+    def close(self) -> None:
+        """Close every copy."""
+        self.vector_env.close()
+
+    def __repr__(self) -> str:
+        name = self.spec.id if self.spec is not None else type(self.vector_env.envs[0]).__name__
+        return f"GymnasiumToBatched({name}, num_envs={self.num_envs}, device={self.device})"
