@@ -1,0 +1,204 @@
+"""``python -m benchmarks.run``: run a suite or one-off trials, then print and write a summary.
+
+Examples::
+
+    python -m benchmarks.run                        # the smoke suite, into runs/smoke/
+    python -m benchmarks.run --suite throughput     # Umbra vs stable-baselines3 speed
+    python -m benchmarks.run --suite my_suite.toml --device cuda
+    python -m benchmarks.run --list                 # native environment ids
+    python -m benchmarks.run --env umbra/MaskedCartPole-v0 --agent ppo --steps 200000 --seeds 3
+    python -m benchmarks.run --resume               # continue interrupted trials
+
+Trials land in ``<logdir>/<suite>/<env>/<agent>/seed<k>/`` (one-off trials in
+``<logdir>/oneoff/...``); ``tensorboard --logdir <logdir>/<suite>`` overlays them, and
+``<logdir>/<suite>/report.md`` holds the summary. Exit status: 0 when every trial succeeded, 1
+when one failed (the others still ran), 2 on bad input, 130 when interrupted.
+
+Where things live: suites and their file format in :mod:`benchmarks.suites`, running trials in
+:mod:`benchmarks.runner`, summaries in :mod:`benchmarks.report`, the speed comparison in
+:mod:`benchmarks.throughput` and :mod:`benchmarks.reference`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import envs
+from benchmarks import report, runner
+from benchmarks.suites import Suite, SuiteError, ThroughputSuite, Trial, list_suites, load_suite
+
+DEFAULT_SUITE = "smoke"
+ONEOFF_SUITE = "oneoff"
+#: Flags that describe a one-off trial and therefore need ``--env``.
+_ONEOFF_FLAGS = ("agent", "steps", "seeds", "num_envs", "env_kwargs")
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed without a traceback, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Run a benchmark suite (default: smoke) or one-off trials, with a progress "
+        "bar and a summary table; results go to <logdir>/<suite>/.",
+    )
+    what = parser.add_argument_group("what to run")
+    what.add_argument("--suite", metavar="NAME|PATH",
+                      help=f"a shipped suite ({', '.join(list_suites())}) or a .toml file "
+                      f"(default: {DEFAULT_SUITE})")
+    what.add_argument("--list", action="store_true",
+                      help="print every native environment id with its kind and description")
+    oneoff = parser.add_argument_group("one-off trials (instead of a suite)")
+    oneoff.add_argument("--env", metavar="ID",
+                        help="native id (umbra/CartPole-v0), Gymnasium id or package.module:Class")
+    oneoff.add_argument("--agent", help="agent name (default: ppo)")
+    oneoff.add_argument("--steps", type=int, metavar="N",
+                        help="environment steps per trial (default: the agent preset's)")
+    oneoff.add_argument("--seeds", type=int, metavar="K", help="run seeds 0..K-1 (default: 1)")
+    oneoff.add_argument("--num-envs", type=int, metavar="E",
+                        help="parallel environment copies (default: the agent preset's)")
+    oneoff.add_argument("--env-kwargs", metavar="JSON",
+                        help='environment arguments as a JSON object, e.g. \'{"debug": true}\'')
+    common = parser.add_argument_group("for suites and one-off trials")
+    common.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                        help="where training runs (default: the agent preset's)")
+    common.add_argument("--logdir", default="runs", metavar="DIR",
+                        help="root of the run folders (default: runs)")
+    common.add_argument("--stop-at-return", type=float, metavar="R",
+                        help="stop a trial once the mean return of its last 20 episodes reaches R")
+    common.add_argument("--resume", action="store_true",
+                        help="continue interrupted trials (checkpoints but no result.json)")
+    common.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="where trials run (default: local, one after the other)")
+    common.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2), already printed by argparse
+        return int(exit_.code or 0)
+    try:
+        return _dispatch(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished trials keep their result.json; continue the others with "
+              "the same command plus --resume", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.list:
+        print(list_environments())
+        return 0
+    if args.backend == "ray":
+        raise UsageError("--backend ray is planned (the benchmarks issue adds it); trials run "
+                         "locally for now: leave out --backend")
+    if args.env is not None:
+        if args.suite is not None:
+            raise UsageError("give either --suite or --env (a one-off trial), not both")
+        suite = _oneoff_suite(args)
+    else:
+        given = [f"--{name.replace('_', '-')}" for name in _ONEOFF_FLAGS
+                 if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} describe a one-off trial and need --env ID; "
+                             "a suite sets its budgets in its .toml file")
+        try:
+            suite = load_suite(args.suite or DEFAULT_SUITE)
+        except SuiteError as err:
+            raise UsageError(str(err)) from None
+    if isinstance(suite, ThroughputSuite):
+        return _run_throughput(suite, args)
+    return _run_suite(suite, args)
+
+
+# ---------------------------------------------------------------------------------- modes
+def list_environments() -> str:
+    """Every native id with its kind and one-line description, aligned."""
+    rows = [(env_id, envs.spec(env_id).kind, envs.spec(env_id).description)
+            for env_id in envs.list_ids()]
+    width_id = max(len(r[0]) for r in rows)
+    width_kind = max(len(r[1]) for r in rows)
+    lines = [f"{i.ljust(width_id)}  {k.ljust(width_kind)}  {d}" for i, k, d in rows]
+    lines += ["", "Also accepted by --env: any Gymnasium id (CartPole-v1) or "
+              "package.module:ClassName.", f"Suites (--suite): {', '.join(list_suites())}."]
+    return "\n".join(lines)
+
+
+def _oneoff_suite(args: argparse.Namespace) -> Suite:
+    env_kwargs = {}
+    if args.env_kwargs is not None:
+        try:
+            env_kwargs = json.loads(args.env_kwargs)
+        except json.JSONDecodeError as err:
+            raise UsageError(f"--env-kwargs is not valid JSON ({err}): pass an object such as "
+                             '\'{"debug": true}\'') from None
+        if not isinstance(env_kwargs, dict):
+            raise UsageError(f"--env-kwargs must be a JSON object ({{...}}), got {args.env_kwargs}")
+    for flag in ("steps", "seeds", "num_envs"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+    trials = tuple(
+        Trial(env_id=args.env, agent=args.agent or "ppo", seed=seed, steps=args.steps,
+              num_envs=args.num_envs, env_kwargs=env_kwargs)
+        for seed in range(args.seeds or 1)
+    )
+    return Suite(name=ONEOFF_SUITE, trials=trials, description="One-off trials.")
+
+
+def _run_suite(suite: Suite, args: argparse.Namespace) -> int:
+    try:
+        configs = runner.check_trials(suite.trials, device=args.device,
+                                      stop_at_return=args.stop_at_return)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    root = Path(args.logdir)
+    print(f"suite {suite.name}: {len(suite.trials)} trials into {root / suite.name}/"
+          + (f" ({suite.description})" if suite.description else ""))
+    outcomes = runner.run_trials(suite.trials, configs, root=root, suite=suite.name,
+                                 resume=args.resume, show_progress=not args.no_progress)
+    print()
+    print(report.format_table(report.summarize(outcomes)))
+    path = report.write_report(root / suite.name, suite.name, outcomes, suite.description,
+                               suite.source)
+    failed = [o for o in outcomes if o.status == "failed"]
+    print(f"\nreport: {path}\ncurves: tensorboard --logdir {root / suite.name}")
+    if failed:
+        print(f"{len(failed)} of {len(outcomes)} trials FAILED:", file=sys.stderr)
+        for o in failed:
+            last = (o.error or "").strip().splitlines()[-1:] or ["unknown error"]
+            print(f"  {o.trial.env_id} {o.trial.agent} seed{o.trial.seed}: {last[0]}",
+                  file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_throughput(suite: ThroughputSuite, args: argparse.Namespace) -> int:
+    from benchmarks.throughput import markdown, run_throughput
+
+    ignored = [flag for flag, given in (("--stop-at-return", args.stop_at_return is not None),
+                                        ("--resume", args.resume)) if given]
+    if ignored:
+        raise UsageError(f"{', '.join(ignored)} do not apply to the throughput suite: it always "
+                         "stops at its threshold and always starts fresh")
+    summary = run_throughput(suite, args.logdir, device=args.device)
+    print()
+    print(markdown(summary))
+    print(f"written: {Path(args.logdir) / suite.name / 'throughput.json'} and report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

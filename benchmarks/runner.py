@@ -1,0 +1,355 @@
+"""Run trials: one folder per trial, ``result.json`` when it is done, failures isolated.
+
+Each trial of a suite trains in ``<root>/<suite>/<env>/<agent>/seed<k>/`` (DESIGN.md contract 4),
+where ``<env>`` is the environment id made safe for a path (:func:`env_dirname`). The folder holds
+what :func:`agents.ppo.train` writes (TensorBoard events, ``config.json``, ``checkpoints/``) and,
+written here:
+
+- ``result.json`` once the trial finished: ``env_id, agent, seed, steps, wall_time_s, sps,
+  final_return, episodes`` (and ``threshold_reached, threshold_steps, threshold_time_s`` when a
+  return threshold was set), the suite name and the full config. A trial with a ``result.json`` is
+  done and is skipped on the next run.
+- ``error.json`` when the trial raised: the error and its traceback. The next trials still run.
+  A later successful run of the trial replaces this marker by ``result.json``.
+
+Nothing here deletes logs or results. A folder holding checkpoints but no ``result.json`` is an
+interrupted trial: with ``resume=True`` it continues from its last checkpoint, otherwise it is
+reported as failed with a hint to pass ``--resume``.
+
+Trials run one after the other in this process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import difflib
+import json
+import math
+import re
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tqdm.auto import tqdm
+
+import envs
+from agents.ppo import CHECKPOINT, PPOConfig, train
+from agents.presets import AGENTS, agent_config
+from benchmarks.suites import Trial
+from envs.core import resolve_device
+
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.json"
+#: Keys every ``result.json`` holds (issue 2, point 6).
+RESULT_KEYS = ("env_id", "agent", "seed", "steps", "wall_time_s", "sps", "final_return")
+#: Keys added when the trial had a return threshold (``--stop-at-return``).
+THRESHOLD_KEYS = ("threshold_reached", "threshold_steps", "threshold_time_s")
+#: Config fields that may differ between a finished trial and a new request for it: where it runs
+#: does not change what it computes.
+_IGNORED_FOR_SKIP = ("device", "checkpoint_every")
+
+
+@dataclass
+class TrialOutcome:
+    """What became of one trial.
+
+    Attributes:
+        trial: The trial.
+        logdir: Its folder.
+        status: ``"done"`` (trained now), ``"skipped"`` (``result.json`` already there) or
+            ``"failed"``.
+        result: The content of ``result.json`` (``None`` when failed).
+        error: Why it failed, with the traceback where there is one (``None`` otherwise).
+    """
+
+    trial: Trial
+    logdir: Path
+    status: Literal["done", "skipped", "failed"]
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+# ---------------------------------------------------------------------------------- folders
+def env_dirname(env_id: str) -> Path:
+    """A relative folder for ``env_id``: ``umbra/CartPole-v0`` -> ``umbra/CartPole-v0``.
+
+    The Gymnasium namespace stays a subfolder, so ``tensorboard --logdir runs/<suite>`` groups by
+    it; ``package.module:ClassName`` becomes ``package.module__ClassName``; any other character
+    outside letters, digits, ``.``, ``_`` and ``-`` becomes ``_``.
+    """
+    parts = []
+    for part in env_id.replace(":", "__").split("/"):
+        part = re.sub(r"[^A-Za-z0-9._-]", "_", part)
+        if part in ("", ".", ".."):
+            part = part.replace(".", "_") or "_"
+        parts.append(part)
+    return Path(*parts)
+
+
+def trial_dir(root: str | Path, suite: str, trial: Trial) -> Path:
+    """``<root>/<suite>/<env>/<agent>/seed<k>`` for ``trial``."""
+    return Path(root) / suite / env_dirname(trial.env_id) / trial.agent / f"seed{trial.seed}"
+
+
+def has_checkpoint(logdir: Path) -> bool:
+    """Whether ``logdir`` holds a checkpoint that ``train(..., resume=True)`` can continue."""
+    return (logdir / CHECKPOINT).is_file()
+
+
+# ---------------------------------------------------------------------------------- configs
+def build_config(
+    trial: Trial, *, device: str | None = None, stop_at_return: float | None = None
+) -> PPOConfig:
+    """The ``PPOConfig`` of ``trial``: the agent preset with the trial's and the caller's overrides.
+
+    Args:
+        trial: The trial.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``; ``None`` keeps the preset's.
+        stop_at_return: Stop once the mean return of the last 20 finished episodes reaches it.
+
+    Raises:
+        ValueError: unknown agent, or an unknown ``PPOConfig`` field (naming the close ones).
+    """
+    if trial.agent not in AGENTS:
+        close = difflib.get_close_matches(trial.agent, AGENTS, n=3)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+        raise ValueError(f"unknown agent {trial.agent!r}; {hint}known agents: {', '.join(AGENTS)}")
+    fields = [f.name for f in dataclasses.fields(PPOConfig)]
+    for key in trial.config:
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=3)
+            hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+            raise ValueError(f"unknown PPOConfig field {key!r} in the trial's config; {hint}")
+    overrides: dict[str, Any] = {**trial.config, "seed": trial.seed}
+    if trial.steps is not None:
+        overrides["total_steps"] = trial.steps
+    if trial.num_envs is not None:
+        overrides["num_envs"] = trial.num_envs
+    if trial.env_kwargs:
+        overrides["env_kwargs"] = dict(trial.env_kwargs)
+    if device is not None:
+        overrides["device"] = device
+    if stop_at_return is not None:
+        overrides["stop_at_return"] = float(stop_at_return)
+    return agent_config(trial.agent, trial.env_id, **overrides)
+
+
+def check_trials(
+    trials: Sequence[Trial], *, device: str | None = None, stop_at_return: float | None = None
+) -> list[PPOConfig]:
+    """Build every trial's config and one copy of its environment, before anything trains.
+
+    Returns:
+        The configs, in the order of ``trials``.
+
+    Raises:
+        ValueError: the first bad trial (unknown agent, env id, env kwarg or config field, or a
+            device this machine lacks), the message naming the trial and the close matches.
+    """
+    configs = []
+    checked_envs: set[str] = set()
+    for trial in trials:
+        label = f"trial env={trial.env_id!r} agent={trial.agent!r} seed={trial.seed}"
+        try:
+            config = build_config(trial, device=device, stop_at_return=stop_at_return)
+            resolve_device(config.device)  # "cuda" on a machine without it fails here, not later
+            env_key = json.dumps([trial.env_id, config.env_kwargs], sort_keys=True, default=str)
+            if env_key not in checked_envs:
+                env = envs.make(trial.env_id, num_envs=1, device="cpu", **config.env_kwargs)
+                env.close()
+                checked_envs.add(env_key)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{label}: {err}") from err
+        configs.append(config)
+    return configs
+
+
+# ---------------------------------------------------------------------------------- one trial
+def run_trial(
+    trial: Trial,
+    config: PPOConfig,
+    logdir: str | Path,
+    *,
+    suite: str = "",
+    resume: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> TrialOutcome:
+    """Train ``trial`` with ``config`` into ``logdir`` unless it is done there; never raise.
+
+    ``KeyboardInterrupt`` is the one exception let through: the caller stops, and a later run
+    with ``resume=True`` continues from the last checkpoint.
+
+    Args:
+        trial: The trial (written into ``result.json``).
+        config: Its config (from :func:`build_config`).
+        logdir: Its folder; created if missing.
+        suite: Suite name, recorded in ``result.json``.
+        resume: Continue an interrupted trial (checkpoints but no ``result.json``).
+        progress: Called with the global step after every PPO update.
+    """
+    logdir = Path(logdir)
+    result_path = logdir / RESULT_FILE
+    if result_path.exists():
+        old = json.loads(result_path.read_text(encoding="utf-8"))
+        differences = _config_differences(old.get("config", {}), config.to_dict())
+        if differences:
+            return TrialOutcome(
+                trial, logdir, "failed", old,
+                error=(
+                    f"{result_path} holds a finished trial with another config ({differences}); "
+                    "nothing was overwritten: choose another --logdir or move that folder away"
+                ),
+            )
+        return TrialOutcome(trial, logdir, "skipped", old)
+    interrupted = has_checkpoint(logdir)
+    if interrupted and not resume:
+        return TrialOutcome(
+            trial, logdir, "failed",
+            error=(
+                f"{logdir} holds an interrupted run (checkpoints, no {RESULT_FILE}); pass "
+                "--resume to continue it, or choose another --logdir"
+            ),
+        )
+    logdir.mkdir(parents=True, exist_ok=True)
+    try:
+        trained = train(config, logdir=logdir, resume=interrupted, progress=progress)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # noqa: BLE001 - isolate the trial; the traceback is kept
+        text = traceback.format_exc()
+        _write_json(logdir / ERROR_FILE, {
+            "env_id": trial.env_id, "agent": trial.agent, "seed": trial.seed, "suite": suite,
+            "error": f"{type(err).__name__}: {err}", "traceback": text,
+            "failed_at": _now(), "config": config.to_dict(),
+        })
+        return TrialOutcome(trial, logdir, "failed", error=text)
+    result = {
+        "env_id": trial.env_id,
+        "agent": trial.agent,
+        "seed": trial.seed,
+        "suite": suite,
+        **{key: _plain(value) for key, value in trained.metrics.items()},
+        "resumed": interrupted,
+        "finished_at": _now(),
+        "config": config.to_dict(),
+    }
+    _write_json(result_path, result)
+    (logdir / ERROR_FILE).unlink(missing_ok=True)
+    return TrialOutcome(trial, logdir, "done", result)
+
+
+# ---------------------------------------------------------------------------------- many trials
+def run_trials(
+    trials: Sequence[Trial],
+    configs: Sequence[PPOConfig],
+    *,
+    root: str | Path,
+    suite: str,
+    resume: bool = False,
+    show_progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> list[TrialOutcome]:
+    """Run ``trials`` in order under ``<root>/<suite>/``, with one progress bar over all of them.
+
+    The bar counts environment steps; its total is the sum of the budgets of the trials not done
+    yet. Each trial prints one line when it ends; a failed trial prints its traceback and the
+    next one starts.
+
+    Args:
+        trials: The trials.
+        configs: Their configs, in the same order (:func:`check_trials`).
+        root: The log root (``--logdir``).
+        suite: The suite name: the first folder under ``root``.
+        resume: Continue interrupted trials from their checkpoints.
+        show_progress: Draw the progress bar (on stderr).
+        log: Where the per-trial lines go (default: above the bar, on stdout).
+
+    Returns:
+        One outcome per trial, in order.
+    """
+    dirs = [trial_dir(root, suite, t) for t in trials]
+    pending = [not (d / RESULT_FILE).exists() for d in dirs]
+    budgets = [c.num_updates * c.batch_size for c in configs]  # total_steps, rounded up
+    total = sum(b for b, p in zip(budgets, pending, strict=True) if p)
+    bar = tqdm(total=total, unit="step", unit_scale=True, disable=not show_progress,
+               dynamic_ncols=True, smoothing=0.1)
+    write = log or (lambda line: tqdm.write(line))
+    outcomes = []
+    try:
+        for trial, config, logdir, budget, counted in zip(
+            trials, configs, dirs, budgets, pending, strict=True
+        ):
+            seen = 0
+
+            def progress(step: int, budget: int = budget) -> None:
+                nonlocal seen
+                step = min(int(step), budget)
+                if step > seen:
+                    bar.update(step - seen)
+                    seen = step
+
+            bar.set_description(f"{trial.env_id} {trial.agent} seed{trial.seed}")
+            outcome = run_trial(trial, config, logdir, suite=suite, resume=resume,
+                                progress=progress)
+            if counted and seen < budget:
+                bar.update(budget - seen)  # stopped early, or failed
+            write(describe(outcome))
+            outcomes.append(outcome)
+    finally:
+        bar.close()
+    return outcomes
+
+
+def describe(outcome: TrialOutcome) -> str:
+    """One line about a trial's outcome (the traceback follows when it failed)."""
+    t = outcome.trial
+    name = f"{t.env_id} {t.agent} seed{t.seed}"
+    if outcome.status == "failed":
+        return f"FAILED  {name} ({outcome.logdir}):\n{outcome.error}"
+    r = outcome.result or {}
+    ret = r.get("final_return")
+    text = (
+        f"{'done' if outcome.status == 'done' else 'skipped (done before)'}  {name}: "
+        f"return {'n/a' if ret is None else f'{ret:.1f}'}, {r.get('steps', 0):,} steps, "
+        f"{r.get('sps', 0):,.0f} steps/s, {r.get('wall_time_s', 0):.1f} s"
+    )
+    if r.get("threshold_reached") is not None:
+        if r["threshold_reached"]:
+            text += (f", threshold reached after {r['threshold_steps']:,} steps in "
+                     f"{r['threshold_time_s']:.1f} s")
+        else:
+            text += ", threshold not reached"
+    return text
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _config_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = sorted((set(old) | set(new)) - set(_IGNORED_FOR_SKIP))
+    # JSON round trip so that tuples and lists compare equal
+    old, new = json.loads(json.dumps(old, default=str)), json.loads(json.dumps(new, default=str))
+    diffs = [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in keys
+             if old.get(k) != new.get(k)]
+    return "; ".join(diffs)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly scalars: tensors and numpy numbers to Python, NaN to ``None``."""
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

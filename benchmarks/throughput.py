@@ -1,0 +1,249 @@
+"""The throughput benchmark: Umbra's PPO against stable-baselines3's, in one process.
+
+``python -m benchmarks.run --suite throughput`` reads ``suites/throughput.toml`` and, per seed,
+trains
+
+- the reference: stable-baselines3 PPO with RL-Zoo's hyperparameters on Gymnasium ``CartPole-v1``
+  (8 ``DummyVecEnv`` copies, CPU; :mod:`benchmarks.reference`), and
+- Umbra: ``agent_config("ppo", "umbra/CartPole-v0")`` (the tuned preset) on the batched
+  environment,
+
+each until the mean return of the last 20 finished episodes reaches the threshold (475). For each
+it reports steps per second over the whole training and the steps and wall-clock seconds to the
+threshold; then the ratios ``umbra sps / sb3 sps`` and ``sb3 time / umbra time`` of the medians
+across seeds (a run that never reached the threshold counts as infinitely slow). An optional
+``[full]`` run trains Umbra without a stop at a large batch (the GPU number: thousands of copies).
+
+Everything lands in ``<root>/throughput/<timestamp>/`` (Umbra's TensorBoard logs,
+``throughput.json``, ``report.md``); the latest ``throughput.json`` and ``report.md`` are also
+copied to ``<root>/throughput/``. This is a benchmark, not a test: no assertion, only numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents.ppo import train
+from agents.presets import agent_config
+from benchmarks.reference import RL_ZOO_CARTPOLE, WINDOW, train_sb3_ppo
+from benchmarks.runner import env_dirname
+from benchmarks.suites import ThroughputSuite
+from envs.core import resolve_device
+
+
+def run_throughput(
+    suite: ThroughputSuite,
+    root: str | Path = "runs",
+    *,
+    device: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the comparison described by ``suite``; write and return its summary.
+
+    Args:
+        suite: The settings (``load_suite("throughput")``).
+        root: The log root; results go to ``<root>/<suite.name>/<timestamp>/``.
+        device: Umbra's device (``auto``, ``cpu``, ``cuda``); ``None`` keeps the preset's.
+            The reference runs where ``[sb3] device`` says (the CPU, as RL-Zoo does).
+        log: Where progress lines go.
+
+    Returns:
+        The content of ``throughput.json``.
+    """
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(root) / suite.name / stamp
+    out.mkdir(parents=True, exist_ok=False)
+    umbra_env, agent = suite.umbra["env"], suite.umbra["agent"]
+    overrides = dict(suite.umbra["config"])
+    if device is not None:
+        overrides["device"] = device
+    resolved = resolve_device(agent_config(agent, umbra_env, **overrides).device)
+
+    sb3_runs, umbra_runs = [], []
+    umbra_config: dict[str, Any] = {}
+    for seed in suite.seeds:
+        log(f"[seed {seed}] stable-baselines3 PPO on {suite.sb3.get('env', 'CartPole-v1')} ...")
+        sb3_runs.append(train_sb3_ppo(suite.sb3, seed=seed, threshold=suite.threshold))
+        log("  " + _line(sb3_runs[-1]))
+        config = agent_config(agent, umbra_env, **overrides, seed=seed,
+                              stop_at_return=suite.threshold)
+        umbra_config = config.to_dict()
+        log(f"[seed {seed}] Umbra {agent} on {umbra_env} ({resolved}) ...")
+        logdir = out / "umbra" / env_dirname(umbra_env) / agent / f"seed{seed}"
+        metrics = train(config, logdir=logdir).metrics
+        umbra_runs.append({"library": "umbra", "env_id": umbra_env, "seed": seed, **metrics})
+        log("  " + _line(umbra_runs[-1]))
+
+    full = None
+    if suite.full:
+        prefix = "cuda_" if resolved.type == "cuda" else ""
+        config = agent_config(agent, umbra_env, **overrides, seed=suite.seeds[0])
+        config = dataclasses.replace(
+            config,
+            num_envs=suite.full.get(prefix + "num_envs", config.num_envs),
+            total_steps=suite.full.get(prefix + "steps", config.total_steps),
+        )
+        log(f"[full] Umbra {agent} on {umbra_env} ({resolved}), {config.num_envs} copies, "
+            f"{config.total_steps:,} steps, no early stop ...")
+        logdir = out / "full" / env_dirname(umbra_env) / agent / f"seed{config.seed}"
+        metrics = train(config, logdir=logdir).metrics
+        full = {"library": "umbra", "env_id": umbra_env, "seed": config.seed,
+                "num_envs": config.num_envs, **metrics}
+        log("  " + _line(full))
+
+    sb3, umbra = _medians(sb3_runs), _medians(umbra_runs)
+    summary: dict[str, Any] = {
+        "suite": suite.name,
+        "source": suite.source,
+        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "threshold": suite.threshold,
+        "window": WINDOW,
+        "machine": _machine(resolved),
+        "ratios": {
+            "sps": _ratio(umbra["sps"], sb3["sps"]),
+            "time_to_threshold": _ratio(sb3["threshold_time_s"], umbra["threshold_time_s"]),
+            "steps_to_threshold": _ratio(sb3["threshold_steps"], umbra["threshold_steps"]),
+        },
+        "sb3": {"settings": {**RL_ZOO_CARTPOLE, **suite.sb3}, "median": sb3, "runs": sb3_runs},
+        "umbra": {"device": str(resolved), "config": umbra_config, "median": umbra,
+                  "runs": umbra_runs},
+        "umbra_full": full,
+    }
+    summary = _json_safe(summary)
+    (out / "throughput.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(markdown(summary), encoding="utf-8")
+    for name in ("throughput.json", "report.md"):
+        shutil.copyfile(out / name, out.parent / name)
+    return summary
+
+
+# ---------------------------------------------------------------------------------- summary
+def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median sps, and median steps and time to the threshold (never reached counts as inf)."""
+
+    def reached(key: str) -> float:
+        return statistics.median(
+            r[key] if r.get("threshold_reached") else math.inf for r in runs
+        )
+
+    return {
+        "sps": statistics.median(r["sps"] for r in runs),
+        "threshold_steps": reached("threshold_steps"),
+        "threshold_time_s": reached("threshold_time_s"),
+        "reached": f"{sum(bool(r.get('threshold_reached')) for r in runs)}/{len(runs)}",
+    }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    if not (math.isfinite(a) and math.isfinite(b)) or b == 0:
+        return None
+    return a / b
+
+
+def _machine(device: torch.device) -> dict[str, Any]:
+    import stable_baselines3
+
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "umbra_device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _line(run: dict[str, Any]) -> str:
+    text = f"{run['steps']:,} steps, {run['sps']:,.0f} steps/s, {run['wall_time_s']:.1f} s"
+    if "threshold_reached" in run:
+        if run["threshold_reached"]:
+            text += (f"; return reached after {run['threshold_steps']:,} steps in "
+                     f"{run['threshold_time_s']:.1f} s")
+        else:
+            text += "; return threshold NOT reached"
+    return text
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """``report.md`` of the throughput benchmark (also printed at the end of a run)."""
+
+    def num(value: float | None, fmt: str = ",.0f", unit: str = "") -> str:
+        return "not reached" if value is None else f"{value:{fmt}}{unit}"
+
+    sb3, umbra, ratios = summary["sb3"]["median"], summary["umbra"]["median"], summary["ratios"]
+    m = summary["machine"]
+    lines = [
+        "# Throughput: Umbra PPO vs stable-baselines3 PPO",
+        "",
+        f"Written {summary['written']}. Medians over seeds; time and steps until the mean return "
+        f"of the last {summary['window']} finished episodes reaches {summary['threshold']:g}.",
+        f"Machine: {m['platform']}, {m['cpu_count']} CPUs ({m['torch_threads']} torch threads), "
+        f"torch {m['torch']}, stable-baselines3 {m['stable_baselines3']}; Umbra on "
+        f"{m['umbra_device']}" + (f" ({m['gpu']})" if m["gpu"] else "") + ".",
+        "",
+        "| | steps/s | steps to threshold | time to threshold | reached |",
+        "|---|---|---|---|---|",
+        f"| stable-baselines3 ({summary['sb3']['settings']['env']}) | {num(sb3['sps'])} | "
+        f"{num(sb3['threshold_steps'])} | {num(sb3['threshold_time_s'], '.1f', ' s')} | "
+        f"{sb3['reached']} |",
+        f"| Umbra ({summary['umbra']['config'].get('env_id')}) | {num(umbra['sps'])} | "
+        f"{num(umbra['threshold_steps'])} | {num(umbra['threshold_time_s'], '.1f', ' s')} | "
+        f"{umbra['reached']} |",
+        f"| **ratio** | **{num(ratios['sps'], '.1f', 'x')}** (Umbra/SB3) | "
+        f"{num(ratios['steps_to_threshold'], '.2f', 'x')} (SB3/Umbra) | "
+        f"**{num(ratios['time_to_threshold'], '.1f', 'x')}** (SB3/Umbra) | |",
+        "",
+    ]
+    full = summary.get("umbra_full")
+    if full:
+        lines += [
+            f"Full-training speed: Umbra with {full['num_envs']:,} copies, {full['steps']:,} "
+            f"steps, no early stop: **{full['sps']:,.0f} steps/s** "
+            f"({full['wall_time_s']:.1f} s, final return {num(full['final_return'], '.1f')}).",
+            "",
+        ]
+    c = summary["umbra"]["config"]
+    lines += [
+        "## Per seed",
+        "",
+        "| library | seed | steps | steps/s | wall time | steps to threshold | time to threshold |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in summary["sb3"]["runs"] + summary["umbra"]["runs"]:
+        lines.append(
+            f"| {run['library']} | {run['seed']} | {run['steps']:,} | {run['sps']:,.0f} | "
+            f"{run['wall_time_s']:.1f} s | {num(run.get('threshold_steps'))} | "
+            f"{num(run.get('threshold_time_s'), '.1f', ' s')} |"
+        )
+    lines += [
+        "",
+        f"Umbra config: num_envs {c.get('num_envs')}, num_steps {c.get('num_steps')}, "
+        f"minibatches {c.get('num_minibatches')}, epochs {c.get('update_epochs')}, "
+        f"learning_rate {c.get('learning_rate')}, device {summary['umbra']['device']} "
+        "(full config in throughput.json).",
+        "",
+    ]
+    return "\n".join(lines)
