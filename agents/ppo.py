@@ -206,9 +206,8 @@ def train(
     sequence_length = None
     if policy.core.recurrent:
         sequence_length = config.sequence_length or config.num_steps
-
     buf = Rollout(config.num_steps, config.num_envs, obs_space.shape, act_space.shape,
-                  torch_dtype(obs_space), torch_dtype(act_space), device)
+                  torch_dtype(obs_space), torch_dtype(act_space), device, sequence_length)
     start_update, global_step, elapsed_before = 0, 0, 0.0
     recent_returns: deque[float] = deque(maxlen=100)
     episodes = 0
@@ -263,7 +262,7 @@ def train(
         nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         for _epoch in range(config.update_epochs):
             epoch_kl = torch.zeros((), device=device)
-            for mb in buf.minibatches(config.num_minibatches, sequence_length, None):
+            for mb in buf.minibatches(config.num_minibatches):
                 new_logprob, entropy, new_value = policy.evaluate(
                     mb.obs, mb.actions, mb.state, mb.episode_starts
                 )

@@ -150,6 +150,9 @@ class Rollout:
         obs_shape, action_shape: Shapes of one observation / action.
         obs_dtype, action_dtype: Their torch dtypes.
         device: Where everything lives.
+        sequence_length: ``None`` for feed-forward cores: minibatches shuffle single steps.
+            Otherwise minibatches hold whole chunks of this many steps per copy (it must divide
+            ``num_steps``), and the core state is kept at every chunk start.
     """
 
     def __init__(
@@ -161,8 +164,13 @@ class Rollout:
         obs_dtype: torch.dtype,
         action_dtype: torch.dtype,
         device: torch.device,
+        sequence_length: int | None = None,
     ):
+        if sequence_length is not None and (sequence_length < 1 or num_steps % sequence_length):
+            raise ValueError(f"sequence_length must divide num_steps = {num_steps}, got "
+                             f"{sequence_length}")
         self.num_steps, self.num_envs = num_steps, num_envs
+        self.sequence_length = sequence_length
         size = (num_steps, num_envs)
         self.obs = torch.zeros(size + obs_shape, dtype=obs_dtype, device=device)
         self.actions = torch.zeros(size + action_shape, dtype=action_dtype, device=device)
@@ -172,7 +180,7 @@ class Rollout:
         self.dones = torch.zeros(size, dtype=torch.bool, device=device)
         #: ``episode_starts[t]``: ``obs[t]`` is the first observation of an episode.
         self.episode_starts = torch.zeros(size, dtype=torch.bool, device=device)
-        #: Core state before each step (kept only for recurrent cores: a tuple of ``[T, ...]``).
+        #: Core state before the first step of each chunk: a tuple of ``[chunks, ...]``.
         self.states: tuple[torch.Tensor, ...] = ()
         self.advantages = torch.zeros(size, device=device)
         self.returns = torch.zeros(size, device=device)
@@ -187,40 +195,37 @@ class Rollout:
                 self.episode_length[self.episode_done].tolist())
 
     def store_state(self, t: int, state: State) -> None:
-        """Record the core state used at step ``t`` (allocated on first use)."""
-        if not state:
+        """Record the core state used at step ``t`` if a chunk starts there."""
+        if not state or self.sequence_length is None or t % self.sequence_length:
             return
         if not self.states:
+            chunks = self.num_steps // self.sequence_length
             self.states = tuple(
-                torch.zeros((self.num_steps,) + s.shape, dtype=s.dtype, device=s.device)
-                for s in state
+                torch.zeros((chunks,) + s.shape, dtype=s.dtype, device=s.device) for s in state
             )
         for buffer, s in zip(self.states, state, strict=True):
-            buffer[t] = s
+            buffer[t // self.sequence_length] = s
 
     def minibatches(
-        self, num_minibatches: int, sequence_length: int | None, generator: torch.Generator | None
+        self, num_minibatches: int, generator: torch.Generator | None = None
     ) -> Iterator[Minibatch]:
         """Yield ``num_minibatches`` minibatches covering the rollout once, in random order.
 
-        Args:
-            num_minibatches: How many minibatches per pass.
-            sequence_length: ``None`` shuffles single steps (``L = 1``; feed-forward cores).
-                Otherwise the rollout is cut into chunks of this many steps per copy, the chunks
-                are shuffled, and each minibatch holds whole chunks with the core state at the
-                chunk start (recurrent cores; ``num_steps`` must be a multiple of it).
+        Without a ``sequence_length`` every step is shuffled on its own (``L = 1``). With one, the
+        rollout is cut into chunks of that many steps per copy, the chunks are shuffled, and each
+        minibatch holds whole chunks with the core state at their starts.
         """
         device = self.rewards.device
         fields = (self.obs, self.actions, self.logprobs, self.values, self.advantages,
                   self.returns, self.episode_starts)
-        if sequence_length is None:
+        if self.sequence_length is None:
             total = self.num_steps * self.num_envs
             order = torch.randperm(total, device=device, generator=generator)
             flat = [f.reshape((total,) + f.shape[2:]) for f in fields]
             for index in order.chunk(num_minibatches):
                 yield Minibatch(*(f[index].unsqueeze(0) for f in flat), state=())
             return
-        length = sequence_length
+        length = self.sequence_length
         chunks = self.num_steps // length
 
         # [T, N, ...] -> [L, chunks * N, ...]: chunk c of copy n is column c * N + n.
@@ -230,8 +235,8 @@ class Rollout:
             )
 
         seqs = [to_chunks(f) for f in fields]
-        # Stored states are [T, layers, N, ...]; at chunk starts: [layers, chunks * N, ...].
-        starts = [s[::length].transpose(0, 1).flatten(1, 2) for s in self.states]
+        # Stored states are [chunks, layers, N, ...] -> [layers, chunks * N, ...].
+        starts = [s.transpose(0, 1).flatten(1, 2) for s in self.states]
         order = torch.randperm(chunks * self.num_envs, device=device, generator=generator)
         for index in order.chunk(num_minibatches):
             state = tuple(s.index_select(1, index) for s in starts)

@@ -57,8 +57,8 @@ def test_gae_does_not_leak_across_episode_end():
     assert adv[2, 0] > 0.0
 
 
-def _filled_rollout(T=8, N=6):
-    buf = Rollout(T, N, (3,), (), torch.float32, torch.int64, torch.device("cpu"))
+def _filled_rollout(T=8, N=6, sequence_length=None):
+    buf = Rollout(T, N, (3,), (), torch.float32, torch.int64, torch.device("cpu"), sequence_length)
     buf.obs[:] = torch.arange(T * N, dtype=torch.float32).reshape(T, N, 1).expand(T, N, 3)
     buf.actions[:] = torch.arange(T * N).reshape(T, N)
     return buf
@@ -67,21 +67,20 @@ def _filled_rollout(T=8, N=6):
 @pytest.mark.parametrize("num_minibatches", [1, 4])
 def test_shuffled_minibatches_cover_every_sample_once(num_minibatches):
     buf = _filled_rollout()
-    seen = torch.cat([mb.actions.flatten() for mb in buf.minibatches(num_minibatches, None, None)])
+    seen = torch.cat([mb.actions.flatten() for mb in buf.minibatches(num_minibatches)])
     assert sorted(seen.tolist()) == list(range(48))
-    mb = next(iter(buf.minibatches(num_minibatches, None, None)))
+    mb = next(iter(buf.minibatches(num_minibatches)))
     assert mb.obs.shape == (1, 48 // num_minibatches, 3)
     torch.testing.assert_close(mb.obs[..., 0], mb.actions.float())  # fields stay aligned
 
 
 @pytest.mark.parametrize("length", [2, 4, 8])
 def test_sequence_minibatches_keep_whole_ordered_sequences(length):
-    buf = _filled_rollout()
-    buf.store_state(0, (torch.zeros(1, 6, 2),))
+    buf = _filled_rollout(sequence_length=length)
     for t in range(8):
         buf.store_state(t, (torch.full((1, 6, 2), float(t)) + torch.arange(6.0)[None, :, None],))
     seen = []
-    for mb in buf.minibatches(2, length, None):
+    for mb in buf.minibatches(2):
         assert mb.actions.shape[0] == length
         steps = mb.actions // 6  # time index of each sample
         assert (steps[1:] - steps[:-1] == 1).all(), "a sequence must be consecutive steps"
@@ -91,3 +90,8 @@ def test_sequence_minibatches_keep_whole_ordered_sequences(length):
         torch.testing.assert_close(mb.state[0][0, :, 0], (steps[0] + copies[0]).float())
         seen += mb.actions.flatten().tolist()
     assert sorted(seen) == list(range(48))
+
+
+def test_sequence_length_must_divide_the_rollout():
+    with pytest.raises(ValueError, match="divide"):
+        _filled_rollout(T=8, sequence_length=3)
