@@ -14,6 +14,8 @@ A new core subclasses :class:`MemoryCore` and is added to :data:`CORES`; nothing
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -180,6 +182,236 @@ class GRUCore(RecurrentCore):
         super().__init__(input_size, hidden_size, num_layers, cell="gru")
 
 
+class GRUGate(nn.Module):
+    """GTrXL's gated residual (Parisotto et al., 2020, eq. 10), in place of ``x + y``.
+
+    ``r = sigmoid(W_r y + U_r x)``, ``z = sigmoid(W_z y + U_z x - b)``,
+    ``h = tanh(W_g y + U_g (r * x))``, output ``(1 - z) * x + z * h``. With ``b = 2`` the block
+    starts close to the identity, which is what makes deep transformers trainable with RL.
+    """
+
+    def __init__(self, size: int, bias: float = 2.0):
+        super().__init__()
+        self.w = nn.Linear(size, 3 * size, bias=False)
+        self.u_rz = nn.Linear(size, 2 * size, bias=False)
+        self.u_g = nn.Linear(size, size, bias=False)
+        self.bias = bias
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        wr, wz, wg = self.w(y).chunk(3, dim=-1)
+        ur, uz = self.u_rz(x).chunk(2, dim=-1)
+        r = torch.sigmoid(wr + ur)
+        z = torch.sigmoid(wz + uz - self.bias)
+        h = torch.tanh(wg + self.u_g(r * x))
+        return (1 - z) * x + z * h
+
+
+class _Block(nn.Module):
+    """Pre-norm block: ``x -> x (+) mix(LN(x)) -> . (+) MLP(LN(.))`` with ``(+)`` a residual sum
+    or a :class:`GRUGate`. ``mix`` is attention; the caller passes it in."""
+
+    def __init__(self, size: int, gating: bool):
+        super().__init__()
+        self.norm_mix, self.norm_mlp = nn.LayerNorm(size), nn.LayerNorm(size)
+        self.mlp = nn.Sequential(nn.Linear(size, 2 * size), nn.ReLU(), nn.Linear(2 * size, size))
+        self.gate_mix = GRUGate(size) if gating else None
+        self.gate_mlp = GRUGate(size) if gating else None
+
+    def combine(self, x: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
+        x = self.gate_mix(x, mixed) if self.gate_mix is not None else x + mixed
+        out = self.mlp(self.norm_mlp(x))
+        return self.gate_mlp(x, out) if self.gate_mlp is not None else x + out
+
+
+def _episode_ids(episode_start: torch.Tensor) -> torch.Tensor:
+    """``[T, B]`` ids that change at every episode start: 0 means "the episode of the state"."""
+    return torch.cumsum(episode_start.long(), dim=0)
+
+
+class TransformerCore(MemoryCore):
+    """Causal self-attention over a sliding window of the last ``window`` steps (Transformer-XL
+    style memory; Dai et al., 2019), never attending across an episode start.
+
+    Each layer keeps the inputs it saw at the last ``window`` steps as its memory. At step t, a
+    layer's query attends to itself and to the ``window`` previous steps of the same episode.
+    The rollout (T = 1) and the update (a chunk of T steps after the stored memory) compute the
+    same function, so recomputed log-probabilities equal the rollout's.
+
+    Args:
+        input_size: Features per step.
+        hidden_size: Model width (and output size); divisible by ``num_heads``.
+        num_layers: Attention blocks.
+        num_heads: Attention heads.
+        window: How many previous steps each step can attend to (at least 1).
+        positions: ``"learned"``: a learned bias per head and distance; ``"sinusoidal"``: the
+            bias is a learned projection of sinusoidal encodings of the distance.
+        gating: GTrXL's gated residuals (:class:`GRUGate`) instead of sums.
+
+    Shapes:
+        ``x`` ``[T, B, input_size]`` -> ``[T, B, hidden_size]``. State: ``memory`` ``[window, B,
+        num_layers, hidden_size]`` and ``valid`` ``[window, B]`` (1 where a memory slot holds a
+        step of the current episode).
+    """
+
+    recurrent = True
+
+    def __init__(self, input_size: int, hidden_size: int = 64, num_layers: int = 1,
+                 num_heads: int = 4, window: int = 32, positions: str = "learned",
+                 gating: bool = False):
+        super().__init__(input_size, hidden_size)
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
+        if num_layers < 1 or num_heads < 1 or hidden_size % num_heads:
+            raise ValueError(f"need num_layers >= 1 and num_heads >= 1 dividing hidden_size = "
+                             f"{hidden_size}, got {num_layers} and {num_heads}")
+        if positions not in ("learned", "sinusoidal"):
+            raise ValueError(f"positions must be 'learned' or 'sinusoidal', got {positions!r}")
+        self.window, self.num_layers, self.num_heads = window, num_layers, num_heads
+        self.hidden_size, self.positions = hidden_size, positions
+        self.inp = nn.Linear(input_size, hidden_size)
+        self.blocks = nn.ModuleList(_Block(hidden_size, gating) for _ in range(num_layers))
+        self.qkv = nn.ModuleList(nn.Linear(hidden_size, 3 * hidden_size) for _ in range(num_layers))
+        self.out = nn.ModuleList(nn.Linear(hidden_size, hidden_size) for _ in range(num_layers))
+        if positions == "learned":
+            self.distance_bias = nn.Parameter(torch.zeros(num_layers, num_heads, window + 1))
+        else:
+            d = torch.arange(window + 1, dtype=torch.float32)[:, None]
+            freq = torch.exp(-math.log(10_000.0) * torch.arange(0, hidden_size, 2) / hidden_size)
+            table = torch.cat((torch.sin(d * freq), torch.cos(d * freq)), dim=1)
+            self.register_buffer("sinusoid", table[:, :hidden_size], persistent=False)
+            self.distance_proj = nn.Linear(hidden_size, num_layers * num_heads, bias=False)
+        self.final_norm = nn.LayerNorm(hidden_size)
+
+    def initial_state(self, batch: int, device: torch.device | None = None) -> State:
+        memory = torch.zeros(self.window, batch, self.num_layers, self.hidden_size, device=device)
+        return memory, torch.zeros(self.window, batch, device=device)
+
+    def _bias(self, layer: int) -> torch.Tensor:
+        """``[heads, window + 1]`` attention bias by distance."""
+        if self.positions == "learned":
+            return self.distance_bias[layer]
+        table = self.distance_proj(self.sinusoid).view(-1, self.num_layers, self.num_heads)
+        return table[:, layer].t()
+
+    def forward(
+        self, x: torch.Tensor, state: State, episode_start: torch.Tensor
+    ) -> tuple[torch.Tensor, State]:
+        memory, valid = state
+        length, batch = episode_start.shape
+        window, heads = self.window, self.num_heads
+        # Keys: the window slots, then the chunk. Episode id 0 is the state's episode.
+        ids = _episode_ids(episode_start)  # [T, B]
+        key_ids = torch.cat((torch.zeros_like(valid, dtype=torch.long), ids))  # [W+T, B]
+        key_ok = torch.cat((valid > 0, torch.ones_like(episode_start)))  # [W+T, B]
+        q_pos = torch.arange(window, window + length, device=x.device)
+        k_pos = torch.arange(window + length, device=x.device)
+        distance = q_pos[:, None] - k_pos[None, :]  # [T, W+T]
+        in_window = (distance >= 0) & (distance <= window)
+        allowed = (in_window[None]
+                   & (ids.t()[:, :, None] == key_ids.t()[:, None, :])
+                   & key_ok.t()[:, None, :])  # [B, T, W+T]
+        dist_index = distance.clamp(0, window)
+
+        h = self.inp(x)
+        new_memory = []
+        for layer, block in enumerate(self.blocks):
+            keys_in = torch.cat((memory[:, :, layer], h))  # [W+T, B, H]
+            new_memory.append(keys_in[-window:])
+            q = self.qkv[layer](block.norm_mix(h))[..., : self.hidden_size]
+            kv = self.qkv[layer](block.norm_mix(keys_in))[..., self.hidden_size :]
+            k, v = kv.chunk(2, dim=-1)
+
+            def split(t: torch.Tensor) -> torch.Tensor:  # [S, B, H] -> [B, heads, S, H/heads]
+                return t.reshape(t.shape[0], batch, heads, -1).permute(1, 2, 0, 3)
+
+            bias = self._bias(layer)[:, dist_index]  # [heads, T, W+T]
+            mask = bias[None].masked_fill(~allowed[:, None], float("-inf"))
+            attended = nn.functional.scaled_dot_product_attention(
+                split(q), split(k), split(v), attn_mask=mask
+            )  # [B, heads, T, H/heads]
+            mixed = self.out[layer](attended.permute(2, 0, 1, 3).reshape(length, batch, -1))
+            h = block.combine(h, mixed)
+
+        last_ids = ids[-1]  # the episode each copy is in after the chunk
+        new_valid = (key_ok & (key_ids == last_ids[None]))[-window:].to(valid.dtype)
+        return self.final_norm(h), (torch.stack(new_memory, dim=2), new_valid)
+
+
+class LinearAttentionCore(MemoryCore):
+    """Linear-attention transformer (Katharopoulos et al., 2020): constant memory per step.
+
+    Per layer and head, with ``phi(x) = elu(x) + 1``, the state is ``S = sum_j phi(k_j) v_j^T``
+    and ``z = sum_j phi(k_j)`` over the current episode, and ``y_t = phi(q_t)^T S_t /
+    (phi(q_t)^T z_t)``. The rollout uses this recurrent form; the update computes a chunk in the
+    parallel form (a masked ``T x T`` product plus the stored state), which gives the same values.
+
+    Args:
+        input_size: Features per step.
+        hidden_size: Model width (and output size); divisible by ``num_heads``.
+        num_layers: Attention blocks.
+        num_heads: Heads.
+        gating: GTrXL's gated residuals instead of sums.
+
+    Shapes:
+        ``x`` ``[T, B, input_size]`` -> ``[T, B, hidden_size]``. State: ``S`` ``[num_layers, B,
+        heads, d, d]`` and ``z`` ``[num_layers, B, heads, d]`` with ``d = hidden_size / heads``.
+    """
+
+    recurrent = True
+
+    def __init__(self, input_size: int, hidden_size: int = 64, num_layers: int = 1,
+                 num_heads: int = 4, gating: bool = False):
+        super().__init__(input_size, hidden_size)
+        if num_layers < 1 or num_heads < 1 or hidden_size % num_heads:
+            raise ValueError(f"need num_layers >= 1 and num_heads >= 1 dividing hidden_size = "
+                             f"{hidden_size}, got {num_layers} and {num_heads}")
+        self.num_layers, self.num_heads = num_layers, num_heads
+        self.head_size = hidden_size // num_heads
+        self.inp = nn.Linear(input_size, hidden_size)
+        self.blocks = nn.ModuleList(_Block(hidden_size, gating) for _ in range(num_layers))
+        self.qkv = nn.ModuleList(nn.Linear(hidden_size, 3 * hidden_size) for _ in range(num_layers))
+        self.out = nn.ModuleList(nn.Linear(hidden_size, hidden_size) for _ in range(num_layers))
+        self.final_norm = nn.LayerNorm(hidden_size)
+
+    def initial_state(self, batch: int, device: torch.device | None = None) -> State:
+        d, heads = self.head_size, self.num_heads
+        return (torch.zeros(self.num_layers, batch, heads, d, d, device=device),
+                torch.zeros(self.num_layers, batch, heads, d, device=device))
+
+    def forward(
+        self, x: torch.Tensor, state: State, episode_start: torch.Tensor
+    ) -> tuple[torch.Tensor, State]:
+        big_s, big_z = state
+        length, batch = episode_start.shape
+        ids = _episode_ids(episode_start)  # [T, B]; 0 = the state's episode
+        same = (ids.t()[:, :, None] == ids.t()[:, None, :]).tril()  # [B, T, T], causal
+        keeps_state = (ids.t() == 0).to(x.dtype)[:, None, :, None]  # [B, 1, T, 1]
+        last_episode = (ids == ids[-1:]).t().to(x.dtype)[:, None, :, None]  # [B, 1, T, 1]
+        carry_to_end = (ids[-1] == 0).to(x.dtype)[:, None, None, None]  # [B, 1, 1, 1]
+
+        h = self.inp(x)
+        new_s, new_z = [], []
+        for layer, block in enumerate(self.blocks):
+            q, k, v = self.qkv[layer](block.norm_mix(h)).chunk(3, dim=-1)
+
+            def split(t: torch.Tensor) -> torch.Tensor:  # [T, B, H] -> [B, heads, T, d]
+                return t.reshape(length, batch, self.num_heads, -1).permute(1, 2, 0, 3)
+
+            q = nn.functional.elu(split(q)) + 1
+            k = nn.functional.elu(split(k)) + 1
+            v = split(v)
+            s0, z0 = big_s[layer], big_z[layer]  # [B, heads, d, d], [B, heads, d]
+            scores = (q @ k.transpose(-1, -2)) * same[:, None].to(x.dtype)  # [B, heads, T, T]
+            numerator = scores @ v + keeps_state * (q @ s0)
+            denominator = scores.sum(-1, keepdim=True) + keeps_state * (q @ z0[..., None])
+            attended = numerator / (denominator + 1e-6)
+            new_s.append(carry_to_end * s0 + (k * last_episode).transpose(-1, -2) @ v)
+            new_z.append(carry_to_end[..., 0] * z0 + (k * last_episode).sum(2))
+            mixed = self.out[layer](attended.permute(2, 0, 1, 3).reshape(length, batch, -1))
+            h = block.combine(h, mixed)
+        return self.final_norm(h), (torch.stack(new_s), torch.stack(new_z))
+
+
 def _activation(name: str) -> nn.Module:
     activations = {"tanh": nn.Tanh, "relu": nn.ReLU}
     if name not in activations:
@@ -188,7 +420,13 @@ def _activation(name: str) -> nn.Module:
 
 
 #: Core name -> class. ``--agent NAME`` and ``PPOConfig.core`` choose from these.
-CORES: dict[str, type[MemoryCore]] = {"mlp": MLPCore, "lstm": LSTMCore, "gru": GRUCore}
+CORES: dict[str, type[MemoryCore]] = {
+    "mlp": MLPCore,
+    "lstm": LSTMCore,
+    "gru": GRUCore,
+    "transformer": TransformerCore,
+    "linear": LinearAttentionCore,
+}
 
 
 def make_core(name: str, input_size: int, hidden_size: int, **kwargs) -> MemoryCore:

@@ -11,10 +11,18 @@ from typing import Any
 
 from agents.ppo import PPOConfig
 
-#: Agent name -> PPOConfig overrides. ``ppo`` is the feed-forward agent, an alias of ``mlp``.
+#: Agent name -> PPOConfig overrides. ``ppo`` is the feed-forward agent, an alias of ``mlp``;
+#: the others name their memory core (``agents/memory.py``).
+_RECURRENT = {"learning_rate": 2.5e-3, "update_epochs": 4}
 AGENT_PRESETS: dict[str, dict[str, Any]] = {
     "mlp": {"core": "mlp"},
     "ppo": {"core": "mlp"},
+    "lstm": {"core": "lstm", **_RECURRENT},
+    "gru": {"core": "gru", **_RECURRENT},
+    "transformer": {"core": "transformer", "learning_rate": 1e-3, "update_epochs": 4,
+                    "core_kwargs": {"window": 32, "num_heads": 4, "num_layers": 1}},
+    "linear": {"core": "linear", "learning_rate": 1e-3, "update_epochs": 4,
+               "core_kwargs": {"num_heads": 4, "num_layers": 1}},
 }
 AGENTS = tuple(AGENT_PRESETS)
 

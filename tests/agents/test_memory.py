@@ -81,3 +81,41 @@ def test_unknown_core_is_a_clear_error():
         make_core("lstn", 4, 8)
     with pytest.raises(ValueError, match="num_layers"):
         make_core("gru", 4, 8, num_layers=0)
+
+
+@pytest.mark.parametrize("window", [1, 4])
+def test_transformer_attends_to_exactly_its_window(window):
+    core = make_core("transformer", 5, 8, window=window, num_layers=1)
+    x = torch.randn(12, 2, 5)
+    state = core.initial_state(2)
+    no_start = torch.zeros(12, 2, dtype=torch.bool)
+    y, _ = core(x, state, no_start)
+    t = 10
+    outside, inside = x.clone(), x.clone()
+    outside[t - window - 1] += 1.0
+    inside[t - window] += 1.0
+    torch.testing.assert_close(core(outside, state, no_start)[0][t], y[t], atol=1e-6, rtol=0)
+    assert not torch.allclose(core(inside, state, no_start)[0][t], y[t])
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
+@pytest.mark.parametrize("gating", [False, True])
+def test_transformer_variants_agree_with_step_by_step(positions, gating):
+    core = make_core("transformer", 5, 8, window=3, num_layers=2, num_heads=2,
+                     positions=positions, gating=gating)
+    x = torch.randn(9, 3, 5)
+    episode_start = torch.rand(9, 3) < 0.25
+    y, final = core(x, core.initial_state(3), episode_start)
+    y_ref, final_ref = _step_by_step(core, x, core.initial_state(3), episode_start)
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=0)
+    for a, b in zip(final, final_ref, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_bad_core_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="window"):
+        make_core("transformer", 4, 8, window=0)
+    with pytest.raises(ValueError, match="num_heads"):
+        make_core("linear", 4, 8, num_heads=3)
+    with pytest.raises(ValueError, match="positions"):
+        make_core("transformer", 4, 8, positions="rotary")

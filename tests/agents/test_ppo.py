@@ -176,3 +176,8 @@ def test_config_round_trips_and_rejects_unknown_fields():
         PPOConfig.from_dict({"learnig_rate": 1e-3})
     with pytest.raises(ValueError, match="num_envs"):
         PPOConfig(num_envs=0)
+
+
+def test_sequence_length_must_divide_the_rollout():
+    with pytest.raises(ValueError, match="sequence_length"):
+        PPOConfig(core="lstm", num_steps=32, sequence_length=12)
