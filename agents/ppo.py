@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 import envs
+from agents.memory import CORES
 from agents.policies import ActorCritic
 from agents.rollout import Carry, Rollout, collect
 from envs.core import resolve_device, torch_dtype
@@ -117,6 +118,10 @@ class PPOConfig:
                              f"{self.gae_lambda}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.core not in CORES:
+            close = difflib.get_close_matches(self.core, list(CORES), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"unknown core {self.core!r}{hint} Expected one of {sorted(CORES)}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.sequence_length is not None and self.num_steps % self.sequence_length:

@@ -176,6 +176,8 @@ def test_config_round_trips_and_rejects_unknown_fields():
         PPOConfig.from_dict({"learnig_rate": 1e-3})
     with pytest.raises(ValueError, match="num_envs"):
         PPOConfig(num_envs=0)
+    with pytest.raises(ValueError, match="did you mean lstm"):
+        PPOConfig(core="lstn")
 
 
 def test_sequence_length_must_divide_the_rollout():
