@@ -20,7 +20,7 @@ AGENT_PRESETS: dict[str, dict[str, Any]] = {
     "lstm": {"core": "lstm", **_RECURRENT},
     "gru": {"core": "gru", **_RECURRENT},
     "transformer": {"core": "transformer", "learning_rate": 1e-3, "update_epochs": 4,
-                    "core_kwargs": {"window": 32, "num_heads": 4, "num_layers": 1}},
+                    "core_kwargs": {"window": 64, "num_heads": 4, "num_layers": 1}},
     "linear": {"core": "linear", "learning_rate": 1e-3, "update_epochs": 4,
                "core_kwargs": {"num_heads": 4, "num_layers": 1}},
 }
