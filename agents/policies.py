@@ -136,6 +136,9 @@ class ActorCritic(nn.Module):
             stable-baselines3 and CleanRL), the value head gets an encoder and core of its own, so
             value-loss gradients do not shape the policy's features; the state then holds both
             cores' states, the actor's first.
+        critic_observation_space: What the value head sees when it is not the observation (the
+            global state of a multi-agent task: MAPPO's centralised critic); needs
+            ``shared_trunk=False``. Methods then take ``critic_obs`` beside ``obs``.
 
     Shapes:
         ``obs`` ``[T, B, *obs_shape]``, ``episode_start`` ``[T, B]``, ``action`` ``[T, B,
@@ -150,18 +153,23 @@ class ActorCritic(nn.Module):
         hidden_size: int = 64,
         core_kwargs: dict | None = None,
         shared_trunk: bool = False,
+        critic_observation_space: gym.Space | None = None,
     ):
         super().__init__()
+        if shared_trunk and critic_observation_space is not None:
+            raise ValueError("a critic with its own observation space needs shared_trunk=False")
 
-        def trunk() -> tuple[VectorEncoder, MemoryCore]:
+        def trunk(space: gym.Space) -> tuple[VectorEncoder, MemoryCore]:
             core_ = make_core(core, hidden_size, hidden_size, **(core_kwargs or {}))
             for module in core_.modules():
                 if isinstance(module, nn.Linear):
                     _init(module, math.sqrt(2))
-            return VectorEncoder(observation_space, hidden_size), core_
+            return VectorEncoder(space, hidden_size), core_
 
-        self.encoder, self.core = trunk()
-        self.critic_encoder, self.critic_core = (None, None) if shared_trunk else trunk()
+        self.encoder, self.core = trunk(observation_space)
+        self.critic_encoder, self.critic_core = (None, None) if shared_trunk else trunk(
+            critic_observation_space or observation_space
+        )
         self.actor = make_action_head(self.core.output_size, action_space)
         self.critic = _init(nn.Linear(self.core.output_size, 1), 1.0)
 
@@ -173,7 +181,8 @@ class ActorCritic(nn.Module):
         return state
 
     def _trunks(
-        self, obs: torch.Tensor, state: State, episode_start: torch.Tensor
+        self, obs: torch.Tensor, state: State, episode_start: torch.Tensor,
+        critic_obs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, State]:
         """Actor features, critic features (both ``[T, B, D]``) and the new state."""
         if self.critic_core is None:
@@ -182,32 +191,42 @@ class ActorCritic(nn.Module):
         split = len(state) // 2
         y, actor_state = self.core(self.encoder(obs), state[:split], episode_start)
         y_critic, critic_state = self.critic_core(
-            self.critic_encoder(obs), state[split:], episode_start
+            self.critic_encoder(obs if critic_obs is None else critic_obs), state[split:],
+            episode_start,
         )
         return y, y_critic, actor_state + critic_state
 
     def act(
-        self, obs: torch.Tensor, state: State, episode_start: torch.Tensor
+        self, obs: torch.Tensor, state: State, episode_start: torch.Tensor,
+        critic_obs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
         """Sample one step. ``obs`` ``[B, ...]`` -> ``(action, logprob [B], value [B], state)``."""
-        y, y_critic, state = self._trunks(obs.unsqueeze(0), state, episode_start.unsqueeze(0))
+        y, y_critic, state = self._trunks(
+            obs.unsqueeze(0), state, episode_start.unsqueeze(0),
+            None if critic_obs is None else critic_obs.unsqueeze(0),
+        )
         action, logprob = self.actor.sample(y[0])
         return action, logprob, self.critic(y_critic[0]).squeeze(-1), state
 
-    def value(self, obs: torch.Tensor, state: State, episode_start: torch.Tensor) -> torch.Tensor:
+    def value(
+        self, obs: torch.Tensor, state: State, episode_start: torch.Tensor,
+        critic_obs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Value of a sequence: ``obs`` ``[T, B, ...]`` -> ``[T, B]``."""
         if self.critic_core is None:
             y, _ = self.core(self.encoder(obs), state, episode_start)
         else:
             critic_state = state[len(state) // 2 :]
-            y, _ = self.critic_core(self.critic_encoder(obs), critic_state, episode_start)
+            critic_in = obs if critic_obs is None else critic_obs
+            y, _ = self.critic_core(self.critic_encoder(critic_in), critic_state, episode_start)
         return self.critic(y).squeeze(-1)
 
     def evaluate(
-        self, obs: torch.Tensor, action: torch.Tensor, state: State, episode_start: torch.Tensor
+        self, obs: torch.Tensor, action: torch.Tensor, state: State, episode_start: torch.Tensor,
+        critic_obs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-probability, entropy and value of stored sequences, each ``[T, B]``."""
-        y, y_critic, _ = self._trunks(obs, state, episode_start)
+        y, y_critic, _ = self._trunks(obs, state, episode_start, critic_obs)
         logprob, entropy = self.actor.evaluate(y, action)
         return logprob, entropy, self.critic(y_critic).squeeze(-1)
 

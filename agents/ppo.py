@@ -31,6 +31,7 @@ from torch import nn
 
 import envs
 from agents.memory import CORES
+from agents.multiagent import AgentBatch
 from agents.policies import ActorCritic
 from agents.rollout import Carry, Rollout, collect
 from envs.core import resolve_device, torch_dtype
@@ -64,6 +65,9 @@ class PPOConfig:
     """Extra arguments of the core (layers, heads, window...)."""
     shared_trunk: bool = False
     """One encoder and core for policy and value; False gives the value head its own."""
+    centralised_critic: bool = False
+    """Multi-agent only: the critic sees the global state (MAPPO) instead of the agent's own
+    observation (IPPO). Agents always share one policy and see their one-hot id."""
     learning_rate: float = 2.5e-3
     """Adam step size at the start."""
     anneal_lr: bool = True
@@ -202,16 +206,22 @@ def train(
     # ---------------------------------------------------------------- environment and policy
     torch.manual_seed(config.seed)
     env = envs.make(config.env_id, num_envs=config.num_envs, device=device, **config.env_kwargs)
+    if env.kind == "multi-agent":  # agents folded into the batch: N * A copies, one policy
+        env = AgentBatch(env, centralised_critic=config.centralised_critic)
+    elif config.centralised_critic:
+        raise ValueError(f"centralised_critic needs a multi-agent environment; {config.env_id} "
+                         f"is {env.kind}")
     obs_space, act_space = env.single_observation_space, env.single_action_space
     policy = ActorCritic(obs_space, act_space, config.core, config.hidden_size,
-                         config.core_kwargs, config.shared_trunk).to(device)
+                         config.core_kwargs, config.shared_trunk,
+                         getattr(env, "critic_observation_space", None)).to(device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=1e-5,
                                  fused=True)
     # Feed-forward cores learn from shuffled single steps, recurrent ones from whole sequences.
     sequence_length = None
     if policy.core.recurrent:
         sequence_length = config.sequence_length or config.num_steps
-    buf = Rollout(config.num_steps, config.num_envs, obs_space.shape, act_space.shape,
+    buf = Rollout(config.num_steps, env.num_envs, obs_space.shape, act_space.shape,
                   torch_dtype(obs_space), torch_dtype(act_space), device, sequence_length)
     start_update, global_step, elapsed_before = 0, 0, 0.0
     recent_returns: deque[float] = deque(maxlen=100)
@@ -240,9 +250,9 @@ def train(
             writer.add_text("config", "```\n" + json.dumps(config.to_dict(), indent=2) + "\n```")
 
     # A resumed run reseeds the environment per update so that it does not replay the start.
-    obs, _ = env.reset(seed=config.seed + 7919 * start_update)
-    carry = Carry(obs, policy.initial_state(config.num_envs),
-                  torch.ones(config.num_envs, dtype=torch.bool, device=device))
+    obs, info = env.reset(seed=config.seed + 7919 * start_update)
+    carry = Carry(obs, policy.initial_state(env.num_envs),
+                  torch.ones(env.num_envs, dtype=torch.bool, device=device), info.get("critic_obs"))
     start_time = time.perf_counter()
 
     def elapsed() -> float:
@@ -269,7 +279,7 @@ def train(
             epoch_kl = torch.zeros((), device=device)
             for mb in buf.minibatches(config.num_minibatches):
                 new_logprob, entropy, new_value = policy.evaluate(
-                    mb.obs, mb.actions, mb.state, mb.episode_starts
+                    mb.obs, mb.actions, mb.state, mb.episode_starts, mb.critic_obs
                 )
                 log_ratio = new_logprob - mb.logprobs
                 ratio = log_ratio.exp()

@@ -24,6 +24,13 @@ AGENT_PRESETS: dict[str, dict[str, Any]] = {
     "linear": {"core": "linear", "learning_rate": 1e-3, "update_epochs": 4,
                "core_kwargs": {"num_heads": 4, "num_layers": 1}},
 }
+# Multi-agent PPO: ``ippo`` / ``mappo`` with a feed-forward core, ``ippo-gru``, ``mappo-lstm``...
+# for memory cores. Agents share one policy; MAPPO's critic sees the global state.
+_CORE_AGENTS = ("mlp", "lstm", "gru", "transformer", "linear")
+for _algo in ("ippo", "mappo"):
+    for _core in _CORE_AGENTS:
+        _name = _algo if _core == "mlp" else f"{_algo}-{_core}"
+        AGENT_PRESETS[_name] = {**AGENT_PRESETS[_core], "centralised_critic": _algo == "mappo"}
 AGENTS = tuple(AGENT_PRESETS)
 
 #: Environment id -> tuned overrides, applied under the agent's.

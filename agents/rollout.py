@@ -73,11 +73,13 @@ def clip_action(action: torch.Tensor, bounds: Bounds) -> torch.Tensor:
 
 @dataclass
 class Carry:
-    """What one rollout hands to the next: the current observation, core state, episode starts."""
+    """What one rollout hands to the next: the current observation, core state, episode starts
+    (and the critic's own observation, for a centralised critic)."""
 
     obs: torch.Tensor
     state: State
     episode_start: torch.Tensor
+    critic_obs: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -93,23 +95,33 @@ def collect(
     """Fill ``buf`` with ``buf.num_steps`` steps of every copy, then its advantages and returns.
 
     Truncated episodes did not end: their last reward gets ``gamma * V(final_obs)`` added, the
-    value computed with the core state of that step. Box actions are clipped to the action space
-    before the environment sees them; the unclipped sample is stored for the log-probability.
+    value computed with the core state of that step. An environment that gives the critic its own
+    input (``info["critic_obs"]``, ``info["final_critic_obs"]``: MAPPO through
+    :class:`agents.multiagent.AgentBatch`) has it stored and used. Box actions are clipped to
+    the action space before the environment sees them; the unclipped sample is stored for the
+    log-probability.
     Nothing leaves the device.
 
     Returns:
         The carry for the next rollout.
     """
     obs, state, episode_start = carry.obs, carry.state, carry.episode_start
+    critic_obs = carry.critic_obs
     bounds = action_bounds(env.single_action_space, obs.device)
     for t in range(buf.num_steps):
         buf.obs[t] = obs
         buf.episode_starts[t] = episode_start
         buf.store_state(t, state)
-        action, logprob, value, state = policy.act(obs, state, episode_start)
+        if critic_obs is not None:
+            buf.store_critic_obs(t, critic_obs)
+        action, logprob, value, state = policy.act(obs, state, episode_start, critic_obs)
         obs, reward, terminated, truncated, info = env.step(clip_action(action, bounds))
-        final_value = policy.value(info["final_obs"].unsqueeze(0), state,
-                                   torch.zeros_like(episode_start).unsqueeze(0))[0]
+        final_critic = info.get("final_critic_obs")
+        final_value = policy.value(
+            info["final_obs"].unsqueeze(0), state, torch.zeros_like(episode_start).unsqueeze(0),
+            None if final_critic is None else final_critic.unsqueeze(0),
+        )[0]
+        critic_obs = info.get("critic_obs")
         bootstrap = (truncated & ~terminated).float() * gamma * final_value
         episode_start = terminated | truncated
         buf.actions[t] = action
@@ -120,11 +132,12 @@ def collect(
         buf.episode_return[t] = info["episode_return"]
         buf.episode_length[t] = info["episode_length"]
         buf.episode_done[t] = info["_episode"]
-    next_value = policy.value(obs.unsqueeze(0), state, episode_start.unsqueeze(0))[0]
+    next_value = policy.value(obs.unsqueeze(0), state, episode_start.unsqueeze(0),
+                              None if critic_obs is None else critic_obs.unsqueeze(0))[0]
     buf.advantages, buf.returns = compute_gae(
         buf.rewards, buf.values, buf.dones, next_value, gamma, gae_lambda
     )
-    return Carry(obs, state, episode_start)
+    return Carry(obs, state, episode_start, critic_obs)
 
 
 @dataclass
@@ -139,6 +152,7 @@ class Minibatch:
     returns: torch.Tensor
     episode_starts: torch.Tensor
     state: State
+    critic_obs: torch.Tensor | None = None
 
 
 class Rollout:
@@ -180,6 +194,8 @@ class Rollout:
         self.dones = torch.zeros(size, dtype=torch.bool, device=device)
         #: ``episode_starts[t]``: ``obs[t]`` is the first observation of an episode.
         self.episode_starts = torch.zeros(size, dtype=torch.bool, device=device)
+        #: The critic's own input where it differs from ``obs`` (MAPPO), else None.
+        self.critic_obs: torch.Tensor | None = None
         #: Core state before the first step of each chunk: a tuple of ``[chunks, ...]``.
         self.states: tuple[torch.Tensor, ...] = ()
         self.advantages = torch.zeros(size, device=device)
@@ -193,6 +209,13 @@ class Rollout:
         """Returns and lengths of the episodes that ended during this rollout (syncs once)."""
         return (self.episode_return[self.episode_done].tolist(),
                 self.episode_length[self.episode_done].tolist())
+
+    def store_critic_obs(self, t: int, critic_obs: torch.Tensor) -> None:
+        """Record the critic's own input at step ``t`` (allocated on first use)."""
+        if self.critic_obs is None:
+            self.critic_obs = torch.zeros((self.num_steps,) + critic_obs.shape,
+                                          dtype=critic_obs.dtype, device=critic_obs.device)
+        self.critic_obs[t] = critic_obs
 
     def store_state(self, t: int, state: State) -> None:
         """Record the core state used at step ``t`` if a chunk starts there."""
@@ -216,14 +239,17 @@ class Rollout:
         minibatch holds whole chunks with the core state at their starts.
         """
         device = self.rewards.device
-        fields = (self.obs, self.actions, self.logprobs, self.values, self.advantages,
-                  self.returns, self.episode_starts)
+        fields = {"obs": self.obs, "actions": self.actions, "logprobs": self.logprobs,
+                  "values": self.values, "advantages": self.advantages, "returns": self.returns,
+                  "episode_starts": self.episode_starts}
+        if self.critic_obs is not None:
+            fields["critic_obs"] = self.critic_obs
         if self.sequence_length is None:
             total = self.num_steps * self.num_envs
             order = torch.randperm(total, device=device, generator=generator)
-            flat = [f.reshape((total,) + f.shape[2:]) for f in fields]
+            flat = {k: f.reshape((total,) + f.shape[2:]) for k, f in fields.items()}
             for index in order.chunk(num_minibatches):
-                yield Minibatch(*(f[index].unsqueeze(0) for f in flat), state=())
+                yield Minibatch(**{k: f[index].unsqueeze(0) for k, f in flat.items()}, state=())
             return
         length = self.sequence_length
         chunks = self.num_steps // length
@@ -234,13 +260,13 @@ class Rollout:
                 (length, chunks * self.num_envs) + f.shape[2:]
             )
 
-        seqs = [to_chunks(f) for f in fields]
+        seqs = {k: to_chunks(f) for k, f in fields.items()}
         # Stored states are [chunks, layers, N, ...] -> [layers, chunks * N, ...].
         starts = [s.transpose(0, 1).flatten(1, 2) for s in self.states]
         order = torch.randperm(chunks * self.num_envs, device=device, generator=generator)
         for index in order.chunk(num_minibatches):
             state = tuple(s.index_select(1, index) for s in starts)
-            yield Minibatch(*(f[:, index] for f in seqs), state=state)
+            yield Minibatch(**{k: f[:, index] for k, f in seqs.items()}, state=state)
 
 
 @torch.no_grad()

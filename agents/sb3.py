@@ -1,0 +1,320 @@
+"""stable-baselines3 and sb3-contrib as Umbra agents: the baselines of every benchmark suite.
+
+Three agents train on any environment id that :func:`envs.make` accepts, through
+:class:`envs.adapters.BatchedToSB3VecEnv`:
+
+- ``sb3-ppo``: stable-baselines3's ``PPO`` (``MlpPolicy``; ``MultiInputPolicy`` for Dicts);
+- ``sb3-recurrent-ppo``: sb3-contrib's ``RecurrentPPO`` (``MlpLstmPolicy``), the LSTM baseline;
+- ``sb3-maskable-ppo``: sb3-contrib's ``MaskablePPO``, with the environment's ``action_masks()``
+  where it has one, else every action valid.
+
+:func:`train` mirrors :func:`agents.ppo.train`: same arguments, same TensorBoard tags at the
+global step (``charts/episode_return`` and ``charts/episode_length``, the means over the
+episodes finished in each rollout, ``charts/sps``), ``config.json`` in the logdir, and the same
+metrics (``steps, wall_time_s, sps, final_return, episodes``, ``threshold_*`` with a return
+threshold). So reports and TensorBoard put Umbra's agents and these side by side.
+
+>>> from agents.sb3 import sb3_config, train
+>>> result = train(sb3_config("sb3-ppo", "umbra/CartPole-v0", total_steps=50_000))  # doctest: +SKIP
+
+Differences to know: an interrupted run restarts from scratch (no resume; the new TensorBoard
+points replace the old ones), and training stops at whole rollouts
+(``n_steps * num_envs`` samples), as stable-baselines3 does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import inspect
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnvWrapper
+
+import envs
+
+#: Agent name -> (module, class, policy for vector observations, policy for Dict observations).
+SB3_AGENTS: dict[str, tuple[str, str, str, str]] = {
+    "sb3-ppo": ("stable_baselines3", "PPO", "MlpPolicy", "MultiInputPolicy"),
+    "sb3-recurrent-ppo": ("sb3_contrib", "RecurrentPPO", "MlpLstmPolicy", "MultiInputLstmPolicy"),
+    "sb3-maskable-ppo": ("sb3_contrib", "MaskablePPO", "MlpPolicy", "MultiInputPolicy"),
+}
+#: Environment id -> tuned settings. CartPole: RL-Zoo's ``CartPole-v1`` PPO
+#: (rl-baselines3-zoo ``hyperparams/ppo.yml``).
+_CARTPOLE = {"num_envs": 8, "hyperparams": {
+    "n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98, "n_epochs": 20,
+    "ent_coef": 0.0, "learning_rate": "lin_1e-3", "clip_range": "lin_0.2"}}
+ENV_PRESETS: dict[str, dict[str, Any]] = {
+    "umbra/CartPole-v0": _CARTPOLE,
+    "umbra/MaskedCartPole-v0": _CARTPOLE,
+    "CartPole-v1": _CARTPOLE,
+}
+#: Finished episodes whose mean return is compared with ``stop_at_return`` (as agents.ppo).
+WINDOW = 20
+
+
+@dataclass(frozen=True)
+class SB3Config:
+    """Everything that defines a stable-baselines3 run. Logged with the run as ``config.json``."""
+
+    agent: str = "sb3-ppo"
+    """A key of :data:`SB3_AGENTS`."""
+    env_id: str = "umbra/CartPole-v0"
+    """Native id, Gymnasium id or ``package.module:ClassName`` (see ``envs.make``)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the environment."""
+    num_envs: int = 8
+    """Copies of the environment (the VecEnv's size)."""
+    total_steps: int = 100_000
+    """Environment steps over all copies, rounded up to whole rollouts by stable-baselines3."""
+    seed: int = 0
+    """Seeds the model, the sampling and the environment."""
+    device: str = "cpu"
+    """Where the model trains: ``cpu`` (stable-baselines3's advice for MLP policies), ``cuda``
+    or ``auto``. The environment steps on the CPU."""
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    """Constructor arguments of the algorithm (``n_steps``, ``batch_size``, ``learning_rate``,
+    ``policy_kwargs``...); ``"lin_<x>"`` for ``learning_rate`` or ``clip_range`` decays linearly
+    from x to 0 (RL-Zoo's notation). Defaults are stable-baselines3's."""
+    stop_at_return: float | None = None
+    """Stop once the mean return of the last 20 finished episodes reaches this."""
+
+    def __post_init__(self) -> None:
+        if self.agent not in SB3_AGENTS:
+            raise ValueError(f"unknown stable-baselines3 agent {self.agent!r}; known: "
+                             f"{', '.join(SB3_AGENTS)}")
+        for name in ("num_envs", "total_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"SB3Config.{name} must be a positive int, got {value!r}")
+        accepted = _constructor_args(self.agent)
+        for key in self.hyperparams:
+            if key not in accepted:
+                close = difflib.get_close_matches(key, accepted, n=3)
+                hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+                raise ValueError(f"{SB3_AGENTS[self.agent][1]} has no argument {key!r}; {hint}"
+                                 f"accepted: {', '.join(accepted)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SB3Config:
+        """Inverse of :meth:`to_dict`; an unknown key is a ``ValueError`` naming close fields."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise ValueError(f"unknown SB3Config field {key!r}{hint}")
+        return cls(**data)
+
+
+def sb3_config(agent: str, env_id: str, **overrides: Any) -> SB3Config:
+    """The config of ``agent`` on ``env_id``: defaults < env preset < overrides.
+
+    An override that is not an :class:`SB3Config` field is an argument of the algorithm and
+    goes into ``hyperparams`` (``sb3_config("sb3-ppo", id, n_steps=64)``).
+    """
+    fields = {f.name for f in dataclasses.fields(SB3Config)}
+    preset = ENV_PRESETS.get(env_id, {})
+    settings = {k: v for k, v in preset.items() if k != "hyperparams"}
+    hyperparams = dict(preset.get("hyperparams", {}))
+    for key, value in overrides.items():
+        if key == "hyperparams":
+            hyperparams.update(value)
+        elif key in fields:
+            settings[key] = value
+        else:
+            hyperparams[key] = value
+    return SB3Config(agent=agent, env_id=env_id, **settings, hyperparams=hyperparams)
+
+
+def schedule(value: float | str) -> float | Callable[[float], float]:
+    """RL-Zoo's notation: ``"lin_1e-3"`` decays linearly from 1e-3 to 0; a number is constant.
+
+    stable-baselines3 calls a schedule with ``progress_remaining``, from 1 to 0 over the run.
+    """
+    if isinstance(value, str):
+        if not value.startswith("lin_"):
+            raise ValueError(f"expected a number or 'lin_<start>' (e.g. 'lin_1e-3'), got {value!r}")
+        start = float(value[len("lin_"):])
+        return lambda progress_remaining: progress_remaining * start
+    return float(value)
+
+
+@dataclass
+class SB3Result:
+    """What :func:`train` returns: the trained model and the run's final metrics."""
+
+    model: Any
+    metrics: dict[str, Any]
+
+
+def train(
+    config: SB3Config,
+    logdir: str | Path | None = None,
+    resume: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> SB3Result:
+    """Train a stable-baselines3 baseline, logging as :func:`agents.ppo.train` does.
+
+    Args:
+        config: The run's configuration.
+        logdir: Where TensorBoard events and ``config.json`` go; ``None`` logs nothing.
+        resume: Accepted for the same signature as :func:`agents.ppo.train`; these runs always
+            start from scratch (their TensorBoard points replace an earlier run's).
+        progress: Called with the global step after every rollout.
+
+    Returns:
+        The model and metrics: ``steps, wall_time_s, sps, final_return`` (mean of the last 100
+        finished episodes, None if none finished), ``episodes``, and with ``stop_at_return``:
+        ``threshold_reached, threshold_steps, threshold_time_s``.
+    """
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from envs.adapters import BatchedToSB3VecEnv
+
+    module, class_name, mlp_policy, dict_policy = SB3_AGENTS[config.agent]
+    algorithm = getattr(importlib.import_module(module), class_name)
+    venv = BatchedToSB3VecEnv(envs.make(config.env_id, num_envs=config.num_envs, device="cpu",
+                                        **config.env_kwargs))
+    if config.agent == "sb3-maskable-ppo" and not venv.has_attr("action_masks"):
+        venv = AllActionsValid(venv)
+    hyperparams = dict(config.hyperparams)
+    for key in ("learning_rate", "clip_range"):
+        if key in hyperparams:
+            hyperparams[key] = schedule(hyperparams[key])
+    policy = dict_policy if isinstance(venv.observation_space, gym.spaces.Dict) else mlp_policy
+    model = algorithm(policy, venv, seed=config.seed, device=config.device, verbose=0,
+                      **hyperparams)
+
+    writer = None
+    if logdir is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        logdir = Path(logdir)
+        logdir.mkdir(parents=True, exist_ok=True)
+        (logdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        writer = SummaryWriter(str(logdir), purge_step=0)  # a restart replaces earlier points
+        writer.add_text("config", "```\n" + json.dumps(config.to_dict(), indent=2) + "\n```")
+
+    class Log(BaseCallback):
+        """Collect finished episodes; log and report after each rollout; stop at the threshold."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.recent: deque[float] = deque(maxlen=100)
+            self.rollout_returns: list[float] = []
+            self.rollout_lengths: list[int] = []
+            self.episodes = 0
+            self.start = 0.0
+            self.threshold_steps: int | None = None
+            self.threshold_time: float | None = None
+
+        def _on_training_start(self) -> None:
+            self.start = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                if "episode" in info:  # written by the adapter when an episode ends
+                    self.recent.append(float(info["episode"]["r"]))
+                    self.rollout_returns.append(float(info["episode"]["r"]))
+                    self.rollout_lengths.append(int(info["episode"]["l"]))
+                    self.episodes += 1
+            window = list(self.recent)[-WINDOW:]
+            if (config.stop_at_return is not None and len(window) == WINDOW
+                    and sum(window) / WINDOW >= config.stop_at_return):
+                self.threshold_steps = self.num_timesteps
+                self.threshold_time = time.perf_counter() - self.start
+                self._log()
+                return False
+            return True
+
+        def _on_rollout_end(self) -> None:
+            self._log()
+
+        def _log(self) -> None:
+            step = self.num_timesteps
+            if writer is not None:
+                if self.rollout_returns:
+                    writer.add_scalar("charts/episode_return", float(np.mean(
+                        self.rollout_returns)), step)
+                    writer.add_scalar("charts/episode_length", float(np.mean(
+                        self.rollout_lengths)), step)
+                writer.add_scalar("charts/sps", step / max(time.perf_counter() - self.start,
+                                                           1e-9), step)
+            self.rollout_returns, self.rollout_lengths = [], []
+            if progress is not None:
+                progress(step)
+
+    log = Log()
+    model.learn(total_timesteps=config.total_steps, callback=log)
+    wall = time.perf_counter() - log.start
+    venv.close()
+    if writer is not None:
+        writer.close()
+    metrics: dict[str, Any] = {
+        "steps": int(model.num_timesteps),
+        "wall_time_s": wall,
+        "sps": model.num_timesteps / max(wall, 1e-9),
+        "final_return": float(np.mean(log.recent)) if log.recent else None,
+        "episodes": log.episodes,
+    }
+    if config.stop_at_return is not None:
+        metrics.update(threshold_reached=log.threshold_steps is not None,
+                       threshold_steps=log.threshold_steps, threshold_time_s=log.threshold_time)
+    return SB3Result(model=model, metrics=metrics)
+
+
+def action_mask_size(space: gym.Space) -> int:
+    """Length of sb3-contrib's flat action mask for ``space``."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return int(np.sum(space.nvec))
+    if isinstance(space, gym.spaces.MultiBinary):
+        return 2 * int(np.prod(space.n))
+    raise ValueError(f"MaskablePPO needs a discrete action space, got {space}")
+
+
+class AllActionsValid(VecEnvWrapper):
+    """A VecEnv whose ``action_masks()`` allows every action, for MaskablePPO on envs without
+    masks (it then behaves as PPO)."""
+
+    def reset(self) -> Any:
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        return self.venv.step_wait()
+
+    def action_masks(self) -> np.ndarray:
+        """All ones, ``[num_envs, mask size]``."""
+        return np.ones((self.num_envs, action_mask_size(self.action_space)), dtype=bool)
+
+    def has_attr(self, attr_name: str) -> bool:
+        return attr_name == "action_masks" or self.venv.has_attr(attr_name)
+
+    def env_method(self, method_name: str, *args: Any, indices: Any = None,
+                   **kwargs: Any) -> list[Any]:
+        if method_name == "action_masks":
+            return list(self.action_masks()[self._get_indices(indices)])
+        return self.venv.env_method(method_name, *args, indices=indices, **kwargs)
+
+
+def _constructor_args(agent: str) -> list[str]:
+    """Keyword arguments of the agent's algorithm class, less the ones :func:`train` sets."""
+    module, class_name, _, _ = SB3_AGENTS[agent]
+    algorithm = getattr(importlib.import_module(module), class_name)
+    names = inspect.signature(algorithm.__init__).parameters
+    return [n for n in names if n not in ("self", "policy", "env", "seed", "device", "verbose")]
