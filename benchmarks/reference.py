@@ -1,7 +1,9 @@
-"""The stable-baselines3 reference of the throughput benchmark: RL-Zoo's PPO on ``CartPole-v1``.
+"""The stable-baselines3 references of the throughput benchmark.
 
 :func:`train_sb3_ppo` trains SB3's PPO with RL-Zoo's tuned hyperparameters for ``CartPole-v1``
-(``hyperparams/ppo.yml`` of rl-baselines3-zoo) on a ``DummyVecEnv`` of Monitor-wrapped Gymnasium
+(``hyperparams/ppo.yml`` of rl-baselines3-zoo), or sb3-contrib's RecurrentPPO with RL-Zoo's
+settings for ``CartPoleNoVel-v1`` (``hyperparams/ppo_lstm.yml``: CartPole with the velocities
+hidden, :class:`MaskVelocity`), on a ``DummyVecEnv`` of Monitor-wrapped Gymnasium
 environments, and measures what :mod:`benchmarks.throughput` compares against Umbra: steps per
 second over the whole training, and the steps and wall-clock seconds until the mean return of the
 last 20 finished episodes reaches a threshold (training stops there, as Umbra's
@@ -12,8 +14,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
+
+from agents.sb3 import schedule  # RL-Zoo's "lin_<x>" notation
 
 #: RL-Zoo's ``CartPole-v1`` PPO hyperparameters. ``total_timesteps`` is the zoo's ``n_timesteps``:
 #: the linear schedules decay over it, and it caps a run that never reaches the threshold.
@@ -31,32 +34,54 @@ RL_ZOO_CARTPOLE: dict[str, Any] = {
     "clip_range": "lin_0.2",
     "device": "cpu",
     "total_timesteps": 100_000,
+    "algo": "PPO",
+    "mask_velocity": False,
+    "policy_kwargs": None,
+    "max_steps": None,
+}
+#: RL-Zoo's ``CartPoleNoVel-v1`` RecurrentPPO settings (sb3-contrib). ``max_steps`` stops a run
+#: early (the schedules still decay over ``total_timesteps``): RecurrentPPO runs at about a hundred
+#: steps per second on a 2-core CPU, so the benchmark measures its speed on a shorter run.
+RL_ZOO_CARTPOLE_NOVEL: dict[str, Any] = {
+    **RL_ZOO_CARTPOLE,
+    "algo": "RecurrentPPO",
+    "policy": "MlpLstmPolicy",
+    "mask_velocity": True,
+    "policy_kwargs": {"ortho_init": False, "lstm_hidden_size": 64, "enable_critic_lstm": True,
+                      "net_arch": {"pi": [64], "vf": [64]}},
+    "max_steps": 10_000,
 }
 #: Finished episodes whose mean return is compared with the threshold (as in ``agents.ppo``).
 WINDOW = 20
 
 
-def schedule(value: float | str) -> float | Callable[[float], float]:
-    """RL-Zoo's notation: ``"lin_1e-3"`` decays linearly from 1e-3 to 0; a number is constant.
+def mask_velocity_wrapper():
+    """A Gymnasium wrapper class that hides CartPole's velocities (RL-Zoo's ``NoVel``)."""
+    import gymnasium as gym
+    import numpy as np
 
-    SB3 calls a schedule with ``progress_remaining``, which goes from 1 to 0 over
-    ``total_timesteps``.
-    """
-    if isinstance(value, str):
-        if not value.startswith("lin_"):
-            raise ValueError(f"expected a number or 'lin_<start>' (e.g. 'lin_1e-3'), got {value!r}")
-        start = float(value[len("lin_"):])
-        return lambda progress_remaining: progress_remaining * start
-    return float(value)
+    class MaskVelocity(gym.ObservationWrapper):
+        """Keep cart position and pole angle (indices 0 and 2) of CartPole's observation."""
+
+        def __init__(self, env: gym.Env):
+            super().__init__(env)
+            low, high = env.observation_space.low[[0, 2]], env.observation_space.high[[0, 2]]
+            self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+
+        def observation(self, observation):
+            return observation[[0, 2]]
+
+    return MaskVelocity
 
 
 def train_sb3_ppo(
     settings: dict[str, Any] | None = None, seed: int = 0, threshold: float | None = None
 ) -> dict[str, Any]:
-    """Train stable-baselines3's PPO and time it.
+    """Train stable-baselines3's PPO (or sb3-contrib's RecurrentPPO) and time it.
 
     Args:
-        settings: Overrides of :data:`RL_ZOO_CARTPOLE` (same keys).
+        settings: Overrides of :data:`RL_ZOO_CARTPOLE` (same keys; :data:`RL_ZOO_CARTPOLE_NOVEL`
+            is one such override).
         seed: Seed of the model and the environments.
         threshold: Stop once the mean return of the last :data:`WINDOW` finished episodes
             reaches it; ``None`` trains for ``total_timesteps``.
@@ -67,6 +92,7 @@ def train_sb3_ppo(
         Times count from the start of ``learn`` (model and environments already built), as
         Umbra's do.
     """
+    from sb3_contrib import RecurrentPPO
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -104,10 +130,20 @@ def train_sb3_ppo(
                 self.reached_steps = self.num_timesteps
                 self.reached_time = time.perf_counter() - self.start
                 return False
-            return True
+            return s["max_steps"] is None or self.num_timesteps < s["max_steps"]
 
-    env = make_vec_env(s["env"], n_envs=s["n_envs"], seed=seed, vec_env_cls=DummyVecEnv)
-    model = PPO(
+    if s["algo"] not in ("PPO", "RecurrentPPO"):
+        raise ValueError(f"algo must be 'PPO' or 'RecurrentPPO', got {s['algo']!r}")
+    wrapper = mask_velocity_wrapper() if s["mask_velocity"] else None
+    env = make_vec_env(s["env"], n_envs=s["n_envs"], seed=seed, vec_env_cls=DummyVecEnv,
+                       wrapper_class=wrapper)
+    algo = PPO if s["algo"] == "PPO" else RecurrentPPO
+    policy_kwargs = dict(s["policy_kwargs"] or {})
+    if s["algo"] == "RecurrentPPO":
+        from torch import nn
+
+        policy_kwargs.setdefault("activation_fn", nn.ReLU)
+    model = algo(
         s["policy"],
         env,
         n_steps=s["n_steps"],
@@ -121,6 +157,7 @@ def train_sb3_ppo(
         device=s["device"],
         seed=seed,
         verbose=0,
+        policy_kwargs=policy_kwargs or None,
     )
     callback = ThresholdStop()
     model.learn(total_timesteps=s["total_timesteps"], callback=callback)
@@ -128,7 +165,7 @@ def train_sb3_ppo(
     env.close()
     recent = [float(info["r"]) for info in model.ep_info_buffer]
     result: dict[str, Any] = {
-        "library": "stable-baselines3",
+        "library": "stable-baselines3" if s["algo"] == "PPO" else "sb3-contrib RecurrentPPO",
         "env_id": s["env"],
         "seed": seed,
         "steps": int(model.num_timesteps),

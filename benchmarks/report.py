@@ -1,36 +1,98 @@
-"""Summaries of a suite's trials: the table printed at the end of a run and ``report.md``.
+"""A suite's report: the table printed after a run, ``report.md``, ``results.csv`` and plots.
 
-Rows group the trials of one environment and agent across seeds: the number of seeds, the mean
-and standard deviation (across seeds, ``ddof=1``) of ``final_return``, the mean steps per second
-and the mean wall time per trial, and, when the trials had a return threshold, how many reached it
-and the median steps and seconds it took. Interquartile means with bootstrap intervals come with
-the statistics of the benchmarks issue.
+Scores are each trial's ``final_return`` (mean return of its last 100 episodes). Per environment
+and agent the report gives, across seeds, the interquartile mean, mean and median with
+stratified-bootstrap 95% intervals (:mod:`benchmarks.stats`); the probability that one agent's
+run beats another's, per environment and averaged over them; and, when the suite gives every
+environment reference scores, the same statistics over all environments on normalised scores
+plus performance profiles. Files written into the suite folder:
+
+- ``report.md``: those tables, the plots, every trial, failures, the suite's file, package
+  versions and the machine;
+- ``results.csv``: one row per trial;
+- ``plots/curves_<env>.png``: learning curves (``charts/episode_return`` read from each seed's
+  TensorBoard events, IQM across seeds with 95% bands) per environment;
+  ``plots/aggregate.png``: the intervals of the aggregate (normalised) scores, or of each
+  environment's IQM when the suite has no reference scores; ``plots/profiles.png``: performance
+  profiles (with reference scores only).
+
+``python -m benchmarks.report runs/smoke`` regenerates all of it from the finished trials in a
+suite folder (the ``result.json`` and ``error.json`` files under it, and the ``suite.json`` that
+``python -m benchmarks.run`` records there).
 """
 
 from __future__ import annotations
 
+import argparse
+import csv
 import dataclasses
 import datetime
+import importlib.metadata
+import itertools
+import json
+import os
+import platform
+import re
 import statistics
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from benchmarks.runner import TrialOutcome
+import numpy as np
+
+from benchmarks import stats
+from benchmarks.runner import (
+    ERROR_FILE,
+    RESULT_FILE,
+    TrialOutcome,
+    env_dirname,
+    read_suite_file,
+)
+from benchmarks.stats import Interval
+from benchmarks.suites import Suite, Trial
 
 REPORT_FILE = "report.md"
+CSV_FILE = "results.csv"
+PLOTS_DIR = "plots"
+#: Packages whose versions the report records.
+PACKAGES = ("umbra", "torch", "numpy", "scipy", "gymnasium", "pettingzoo", "stable-baselines3",
+            "sb3-contrib", "tensorboard", "matplotlib", "ray")
+CSV_COLUMNS = ("suite", "env_id", "agent", "seed", "status", "final_return", "normalized_return",
+               "steps", "wall_time_s", "sps", "episodes", "threshold_reached", "threshold_steps",
+               "threshold_time_s", "resumed", "host", "folder", "error")
 
 
+# ---------------------------------------------------------------------------------- statistics
 @dataclass(frozen=True)
 class Row:
-    """One environment and agent, aggregated over its finished seeds."""
+    """One environment and agent, aggregated over its finished seeds.
+
+    Attributes:
+        env_id: The environment.
+        agent: The agent.
+        seeds: Finished seeds with a final return.
+        failed: Trials that failed.
+        scores: Each finished seed's final return.
+        iqm: Interquartile mean of ``scores`` with its 95% interval (``None`` without scores).
+        mean: Mean, likewise.
+        median: Median, likewise.
+        sps: Mean steps per second.
+        wall_time_s: Mean wall time per trial.
+        threshold_reached: Seeds that reached the return threshold (``None``: no threshold).
+        threshold_steps: Median steps to the threshold over the seeds that reached it.
+        threshold_time_s: Median seconds to the threshold, likewise.
+    """
 
     env_id: str
     agent: str
     seeds: int
     failed: int
-    return_mean: float | None
-    return_std: float | None
+    scores: tuple[float, ...]
+    iqm: Interval | None
+    mean: Interval | None
+    median: Interval | None
     sps: float | None
     wall_time_s: float | None
     threshold_reached: int | None = None
@@ -38,22 +100,24 @@ class Row:
     threshold_time_s: float | None = None
 
 
-def summarize(outcomes: Sequence[TrialOutcome]) -> list[Row]:
+def summarize(outcomes: Sequence[TrialOutcome], *, reps: int = stats.DEFAULT_REPS,
+              seed: int = 0) -> list[Row]:
     """One :class:`Row` per (env, agent), in the order they first appear."""
-    groups: dict[tuple[str, str], list[TrialOutcome]] = {}
-    for outcome in outcomes:
-        groups.setdefault((outcome.trial.env_id, outcome.trial.agent), []).append(outcome)
     rows = []
-    for (env_id, agent), group in groups.items():
+    for (env_id, agent), group in _groups(outcomes).items():
         results = [o.result for o in group if o.status != "failed" and o.result is not None]
-        returns = [r["final_return"] for r in results if r.get("final_return") is not None]
+        scores = tuple(float(r["final_return"]) for r in results
+                       if r.get("final_return") is not None)
+        summary = stats.summarize(scores, reps=reps, seed=seed) if scores else {}
         row = Row(
             env_id=env_id,
             agent=agent,
-            seeds=len(results),
+            seeds=len(scores),
             failed=len(group) - len(results),
-            return_mean=statistics.fmean(returns) if returns else None,
-            return_std=statistics.stdev(returns) if len(returns) > 1 else None,
+            scores=scores,
+            iqm=summary.get("iqm"),
+            mean=summary.get("mean"),
+            median=summary.get("median"),
             sps=_mean([r.get("sps") for r in results]),
             wall_time_s=_mean([r.get("wall_time_s") for r in results]),
         )
@@ -70,21 +134,77 @@ def summarize(outcomes: Sequence[TrialOutcome]) -> list[Row]:
     return rows
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """``P(X > Y)`` of agent ``x`` over agent ``y`` on ``envs`` (all shared envs, or one)."""
+
+    x: str
+    y: str
+    envs: tuple[str, ...]
+    probability: Interval
+
+
+def compare(rows: Sequence[Row], *, reps: int = stats.DEFAULT_REPS,
+            seed: int = 0) -> list[Comparison]:
+    """Probability of improvement for every pair of agents, in suite order.
+
+    For each pair, one comparison per environment both agents have scores on and, with more
+    than one such environment, one over all of them (the mean over environments).
+    """
+    scores = {(r.env_id, r.agent): np.asarray(r.scores) for r in rows if r.scores}
+    agents = list(dict.fromkeys(agent for _, agent in scores))
+    env_ids = list(dict.fromkeys(env_id for env_id, _ in scores))
+    comparisons = []
+    for x, y in itertools.combinations(agents, 2):
+        shared = [e for e in env_ids if (e, x) in scores and (e, y) in scores]
+        groups = [[e] for e in shared] + ([shared] if len(shared) > 1 else [])
+        for group in groups:
+            interval = stats.probability_of_improvement_interval(
+                [scores[e, x] for e in group], [scores[e, y] for e in group], reps=reps,
+                seed=seed)
+            comparisons.append(Comparison(x, y, tuple(group), interval))
+    return comparisons
+
+
+def normalized_scores(rows: Sequence[Row],
+                      references: dict[str, dict[str, float]]) -> dict[str, list[np.ndarray]]:
+    """Agent -> one array of normalised final returns per environment, when every environment of
+    the rows has reference scores; an empty dict otherwise (aggregating raw returns of
+    different tasks would mean nothing)."""
+    env_ids = {r.env_id for r in rows if r.scores}
+    if not env_ids or not env_ids <= set(references):
+        return {}
+    by_agent: dict[str, list[np.ndarray]] = {}
+    for r in rows:
+        if r.scores:
+            ref = references[r.env_id]
+            by_agent.setdefault(r.agent, []).append(
+                stats.normalize(r.scores, ref["random"], ref["expert"]))
+    return by_agent
+
+
+def aggregate(rows: Sequence[Row], references: dict[str, dict[str, float]], *,
+              reps: int = stats.DEFAULT_REPS, seed: int = 0) -> dict[str, dict[str, Interval]]:
+    """Agent -> IQM, mean and median of its normalised scores over all environments, each with
+    a bootstrap interval stratified by environment; empty without reference scores."""
+    return {agent: stats.summarize(groups, reps=reps, seed=seed)
+            for agent, groups in normalized_scores(rows, references).items()}
+
+
+# ---------------------------------------------------------------------------------- tables
 def _columns(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     threshold = any(r.threshold_reached is not None for r in rows)
-    header = ["env", "agent", "seeds", "final return (mean ± std)", "steps/s", "wall time/trial"]
+    header = ["env", "agent", "seeds", "final return IQM [95% CI]", "mean [95% CI]",
+              "median [95% CI]", "steps/s", "wall time/trial"]
     if threshold:
         header += ["reached threshold", "steps to threshold", "time to threshold"]
     body = []
     for r in rows:
-        ret = "n/a" if r.return_mean is None else f"{r.return_mean:.1f}"
-        if r.return_std is not None:
-            ret += f" ± {r.return_std:.1f}"
         cells = [
             r.env_id,
             r.agent,
             f"{r.seeds}" + (f" ({r.failed} failed)" if r.failed else ""),
-            ret,
+            *("n/a" if iv is None else iv.format() for iv in (r.iqm, r.mean, r.median)),
             "n/a" if r.sps is None else f"{r.sps:,.0f}",
             "n/a" if r.wall_time_s is None else f"{r.wall_time_s:.1f} s",
         ]
@@ -109,29 +229,67 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, body)])
 
 
+# ---------------------------------------------------------------------------------- report.md
 def markdown_report(
-    suite: str,
+    suite: Suite,
     outcomes: Sequence[TrialOutcome],
     suite_dir: str | Path,
-    description: str = "",
-    source: str = "",
+    plots: Sequence[Path] = (),
+    *,
+    reps: int = stats.DEFAULT_REPS,
 ) -> str:
-    """``report.md``: the summary table, then one line per trial, then the failures.
+    """The text of ``report.md``.
 
     Args:
-        suite: Suite name (the title).
+        suite: The suite (name, description, source, reference scores, file text).
         outcomes: The trials, done now or before.
-        suite_dir: The suite's folder, named in the TensorBoard hint.
-        description: The suite's one-line description.
-        source: Where the suite file was read from.
+        suite_dir: The suite's folder: plot links are relative to it.
+        plots: The figures to show, from :func:`write_plots`.
+        reps: Bootstrap resamples per interval.
     """
-    header, body = _columns(summarize(outcomes))
+    suite_dir = Path(suite_dir)
+    rows = summarize(outcomes, reps=reps)
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    lines = [f"# Suite `{suite}`", ""]
-    if description:
-        lines += [description, ""]
-    lines += [f"Written {now}" + (f" from `{source}`" if source else "") + ".", ""]
-    lines += _markdown_table(header, body)
+    lines = [f"# Suite `{suite.name}`", ""]
+    if suite.description:
+        lines += [suite.description, ""]
+    lines += [f"Written {now}" + (f" from `{suite.source}`" if suite.source else "") + ".", ""]
+
+    lines += ["## Results", "",
+              "Final return (mean return of the last 100 episodes of each trial) across seeds: "
+              "interquartile mean, mean and median with stratified-bootstrap 95% confidence "
+              f"intervals ({reps:,} resamples; none with a single seed).", ""]
+    lines += _markdown_table(*_columns(rows))
+
+    aggregates = aggregate(rows, suite.references, reps=reps)
+    if aggregates:
+        lines += ["", "## Aggregate over environments", "",
+                  "Normalised score `(return - random) / (expert - random)` with the suite's "
+                  "reference scores (0: random policy, 1: expert); intervals from a bootstrap "
+                  "stratified by environment.", ""]
+        body = [[agent, *(s[name].format(3) for name in stats.STATISTICS)]
+                for agent, s in aggregates.items()]
+        lines += _markdown_table(["agent", *(f"{n.upper() if n == 'iqm' else n} [95% CI]"
+                                             for n in stats.STATISTICS)], body)
+        lines += ["", "Reference scores: " + ", ".join(
+            f"{e} random {r['random']:g} / expert {r['expert']:g}"
+            for e, r in suite.references.items()) + "."]
+
+    comparisons = compare(rows, reps=reps)
+    if comparisons:
+        lines += ["", "## Probability of improvement", "",
+                  "P(X > Y): the probability that a run of X has a higher final return than a "
+                  "run of Y (ties count half), per environment and averaged over environments; "
+                  "0.5 is no difference. An improvement is meaningful when the interval's lower "
+                  "bound is above 0.5.", ""]
+        body = [[c.x, c.y, c.envs[0] if len(c.envs) == 1 else f"all {len(c.envs)}",
+                 c.probability.format(2)] for c in comparisons]
+        lines += _markdown_table(["X", "Y", "environments", "P(X > Y) [95% CI]"], body)
+
+    if plots:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{p.stem}]({p.relative_to(suite_dir).as_posix()})" for p in plots]
+
     lines += ["", "## Trials", ""]
     trial_rows = []
     for o in outcomes:
@@ -155,25 +313,257 @@ def markdown_report(
     if failed:
         lines += ["", "## Failures", ""]
         for o in failed:
-            last = (o.error or "").strip().splitlines()[-1:] or ["unknown error"]
-            lines.append(f"- {o.trial.env_id} {o.trial.agent} seed{o.trial.seed}: {last[0]}")
-    lines += ["", f"Learning curves: `tensorboard --logdir {suite_dir}`", ""]
+            lines.append(f"- {o.trial.env_id} {o.trial.agent} seed{o.trial.seed}: "
+                         f"{_last_line(o.error)}")
+
+    lines += ["", "## Suite", ""]
+    if suite.text:
+        lines += ["```toml", suite.text.rstrip(), "```"]
+    else:
+        lines += ["```json", json.dumps([dataclasses.asdict(t) for t in suite.trials],
+                                        indent=1), "```"]
+    lines += ["", "## Versions and machine", ""]
+    lines += [f"- {name}: {version}" for name, version in versions().items()]
+    lines += [f"- {name}: {value}" for name, value in machine().items()]
+    lines += ["", "The machine is the one that wrote this report; each trial's host is in "
+              f"`{CSV_FILE}`.", "", f"Learning curves: `tensorboard --logdir {suite_dir}`", ""]
     return "\n".join(lines)
 
 
 def write_report(
     suite_dir: str | Path,
-    suite: str,
+    suite: Suite,
     outcomes: Sequence[TrialOutcome],
-    description: str = "",
-    source: str = "",
+    *,
+    plots: bool = True,
+    reps: int = stats.DEFAULT_REPS,
 ) -> Path:
-    """Write :func:`markdown_report` to ``<suite_dir>/report.md`` and return that path."""
-    path = Path(suite_dir) / REPORT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = markdown_report(suite, outcomes, suite_dir, description, source)
-    path.write_text(text, encoding="utf-8")
+    """Write ``report.md``, ``results.csv`` and (with ``plots``) the figures into ``suite_dir``.
+
+    Returns:
+        The path of ``report.md``.
+    """
+    suite_dir = Path(suite_dir)
+    suite_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(suite_dir / CSV_FILE, suite.name, outcomes, suite.references)
+    figures = write_plots(suite_dir, outcomes, suite.references, reps=reps) if plots else []
+    path = suite_dir / REPORT_FILE
+    path.write_text(markdown_report(suite, outcomes, suite_dir, figures, reps=reps),
+                    encoding="utf-8")
     return path
+
+
+# ---------------------------------------------------------------------------------- csv
+def write_csv(path: str | Path, suite: str, outcomes: Sequence[TrialOutcome],
+              references: dict[str, dict[str, float]] | None = None) -> Path:
+    """``results.csv``: one row per trial (:data:`CSV_COLUMNS`); empty cells for missing values.
+
+    ``normalized_return`` is filled where the suite has reference scores for the environment.
+    """
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for o in outcomes:
+            r = o.result or {}
+            ref = (references or {}).get(o.trial.env_id)
+            ret = r.get("final_return")
+            writer.writerow({
+                **{key: r.get(key) for key in CSV_COLUMNS if key in r},
+                "suite": suite, "env_id": o.trial.env_id, "agent": o.trial.agent,
+                "seed": o.trial.seed, "status": o.status, "folder": str(o.logdir),
+                "normalized_return": (None if ref is None or ret is None
+                                      else float(stats.normalize(ret, **ref))),
+                "error": _last_line(o.error) if o.status == "failed" else None,
+            })
+    return path
+
+
+# ---------------------------------------------------------------------------------- plots
+def write_plots(
+    suite_dir: str | Path,
+    outcomes: Sequence[TrialOutcome],
+    references: dict[str, dict[str, float]] | None = None,
+    *,
+    reps: int = stats.DEFAULT_REPS,
+) -> list[Path]:
+    """Draw the learning curves of every environment and the aggregate plot(s).
+
+    Returns:
+        The PNG files written, curves first.
+    """
+    from benchmarks import curves, plots
+
+    suite_dir = Path(suite_dir)
+    out = suite_dir / PLOTS_DIR
+    written = []
+    done = [o for o in outcomes if o.status != "failed"]
+    for env_id, env_outcomes in _by_env(done).items():
+        bands = {}
+        for agent, group in _by_agent(env_outcomes).items():
+            runs = [c for c in (curves.read_curve(o.logdir) for o in group) if c is not None]
+            if runs:
+                grid = curves.step_grid(runs)
+                bands[agent] = curves.band(curves.on_grid(runs, grid), grid)
+        if bands:
+            name = f"curves_{_slug(env_id)}.png"
+            written.append(plots.plot_curves(env_id, bands, out / name))
+
+    rows = summarize(outcomes, reps=reps)
+    normalized = normalized_scores(rows, references or {})
+    if normalized:
+        summaries = {agent: stats.summarize(g, reps=reps) for agent, g in normalized.items()}
+        panels = {name.upper() if name == "iqm" else name: {a: s[name] for a, s in
+                                                             summaries.items()}
+                  for name in stats.STATISTICS}
+        written.append(plots.plot_intervals(
+            f"Aggregate over {len(next(iter(normalized.values())))} environments (95% CIs)",
+            panels, out / "aggregate.png", xlabel="normalised score"))
+        taus = np.linspace(min(0.0, *(g.min() for gs in normalized.values() for g in gs)),
+                           max(1.0, *(g.max() for gs in normalized.values() for g in gs)), 101)
+        profiles = {a: stats.performance_profile(g, taus) for a, g in normalized.items()}
+        written.append(plots.plot_profiles("Performance profiles", taus, profiles,
+                                           out / "profiles.png"))
+    elif any(r.iqm is not None for r in rows):
+        panels = {}
+        for r in rows:
+            if r.iqm is not None:
+                panels.setdefault(r.env_id, {})[r.agent] = r.iqm
+        written.append(plots.plot_intervals("Final return IQM per environment (95% CIs)",
+                                            panels, out / "aggregate.png", xlabel="return"))
+    return written
+
+
+# ---------------------------------------------------------------------------------- regenerate
+def load_outcomes(suite_dir: str | Path) -> list[TrialOutcome]:
+    """The finished and failed trials recorded under ``suite_dir``.
+
+    A folder with ``result.json`` is a finished trial (status ``"skipped"``: done before); one
+    with only ``error.json`` a failed one. Trials come in the order of the suite recorded in
+    ``suite.json`` where there is one, then sorted by environment, agent and seed.
+    """
+    suite_dir = Path(suite_dir)
+    found: dict[tuple[str, str, int], TrialOutcome] = {}
+    for path in sorted(suite_dir.rglob(RESULT_FILE)):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        trial = Trial(result["env_id"], result["agent"], int(result["seed"]))
+        found[trial.key] = TrialOutcome(trial, path.parent, "skipped", result)
+    for path in sorted(suite_dir.rglob(ERROR_FILE)):
+        error = json.loads(path.read_text(encoding="utf-8"))
+        trial = Trial(error["env_id"], error["agent"], int(error["seed"]))
+        if trial.key not in found:
+            found[trial.key] = TrialOutcome(trial, path.parent, "failed",
+                                            error=error.get("traceback") or error.get("error"))
+    suite = read_suite_file(suite_dir)
+    order = {t.key: i for i, t in enumerate(suite.trials)} if suite else {}
+    return sorted(found.values(),
+                  key=lambda o: (order.get(o.trial.key, len(order)), o.trial.key))
+
+
+def regenerate(suite_dir: str | Path, *, plots: bool = True) -> Path:
+    """Rewrite the report of ``suite_dir`` from its recorded trials; return ``report.md``'s path.
+
+    Raises:
+        FileNotFoundError: no ``result.json`` or ``error.json`` under ``suite_dir``.
+    """
+    suite_dir = Path(suite_dir)
+    outcomes = load_outcomes(suite_dir)
+    if not outcomes:
+        raise FileNotFoundError(
+            f"no {RESULT_FILE} or {ERROR_FILE} under {suite_dir}: pass the folder of a suite "
+            "(e.g. runs/smoke), where python -m benchmarks.run wrote its trials"
+        )
+    suite = read_suite_file(suite_dir) or Suite(
+        name=suite_dir.name, trials=tuple(o.trial for o in outcomes))
+    return write_report(suite_dir, suite, outcomes, plots=plots)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.report DIR``: regenerate the report of a suite folder."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.report",
+        description="Regenerate report.md, results.csv and the plots of a suite folder from "
+        f"its finished trials (their {RESULT_FILE} and TensorBoard events).")
+    parser.add_argument("suite_dir", metavar="DIR", help="the suite's folder, e.g. runs/smoke")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    try:
+        path = regenerate(args.suite_dir, plots=not args.no_plots)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    outcomes = load_outcomes(args.suite_dir)
+    print(format_table(summarize(outcomes)))
+    print(f"\nreport: {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- context
+def versions() -> dict[str, str]:
+    """Python's and :data:`PACKAGES`' versions (``not installed`` where missing)."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def machine() -> dict[str, str]:
+    """The operating system, CPU, core count, memory and GPU of this machine."""
+    info = {"os": platform.platform(), "cpu": _cpu_name(), "cores": str(os.cpu_count())}
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        info["memory"] = f"{memory / 2**30:.1f} GiB"
+    except (ValueError, OSError, AttributeError):  # not on every system
+        pass
+    import torch
+
+    info["gpu"] = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return platform.processor() or platform.machine()
+    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return match.group(1).strip() if match else platform.processor() or platform.machine()
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _groups(outcomes: Sequence[TrialOutcome]) -> dict[tuple[str, str], list[TrialOutcome]]:
+    return _group(outcomes, lambda t: (t.env_id, t.agent))
+
+
+def _by_env(outcomes: Sequence[TrialOutcome]) -> dict[str, list[TrialOutcome]]:
+    return _group(outcomes, lambda t: t.env_id)
+
+
+def _by_agent(outcomes: Sequence[TrialOutcome]) -> dict[str, list[TrialOutcome]]:
+    return _group(outcomes, lambda t: t.agent)
+
+
+def _group(outcomes: Sequence[TrialOutcome], key: Callable[[Trial], Any]) -> dict[Any, Any]:
+    """Outcomes grouped by ``key(trial)``, groups in order of first appearance."""
+    groups: dict[Any, list[TrialOutcome]] = {}
+    for outcome in outcomes:
+        groups.setdefault(key(outcome.trial), []).append(outcome)
+    return groups
+
+
+def _slug(env_id: str) -> str:
+    """A file-name part for ``env_id``: ``umbra/CartPole-v0`` -> ``umbra_CartPole-v0``."""
+    return "_".join(env_dirname(env_id).parts)
+
+
+def _last_line(text: str | None) -> str:
+    return ((text or "").strip().splitlines()[-1:] or ["unknown error"])[0]
 
 
 def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
@@ -191,3 +581,7 @@ def _mean(values: list[float | None]) -> float | None:
 def _median(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,14 +8,19 @@ Examples::
     python -m benchmarks.run --list                 # native environment ids
     python -m benchmarks.run --env umbra/MaskedCartPole-v0 --agent ppo --steps 200000 --seeds 3
     python -m benchmarks.run --resume               # continue interrupted trials
+    python -m benchmarks.run --suite smoke --seeds 5 --workers 4
+    python -m benchmarks.run --backend ray --address auto   # one Ray task per trial
 
 Trials land in ``<logdir>/<suite>/<env>/<agent>/seed<k>/`` (one-off trials in
-``<logdir>/oneoff/...``); ``tensorboard --logdir <logdir>/<suite>`` overlays them, and
-``<logdir>/<suite>/report.md`` holds the summary. Exit status: 0 when every trial succeeded, 1
-when one failed (the others still ran), 2 on bad input, 130 when interrupted.
+``<logdir>/oneoff/...``); ``tensorboard --logdir <logdir>/<suite>`` overlays them (SCALARS,
+CUSTOM SCALARS and HPARAMS), and ``<logdir>/<suite>/report.md`` holds the summary with
+``results.csv`` and ``plots/`` beside it (``python -m benchmarks.report DIR`` rewrites them).
+Exit status: 0 when every trial succeeded, 1 when one failed (the others still ran), 2 on bad
+input, 130 when interrupted.
 
 Where things live: suites and their file format in :mod:`benchmarks.suites`, running trials in
-:mod:`benchmarks.runner`, summaries in :mod:`benchmarks.report`, the speed comparison in
+:mod:`benchmarks.runner` and :mod:`benchmarks.backends`, summaries in :mod:`benchmarks.report`
+(statistics in :mod:`benchmarks.stats`), the speed comparison in
 :mod:`benchmarks.throughput` and :mod:`benchmarks.reference`.
 """
 
@@ -28,13 +33,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import envs
-from benchmarks import report, runner
+from benchmarks import report, runner, tensorboard_views
+from benchmarks.backends import RayBackend, default_workers
 from benchmarks.suites import Suite, SuiteError, ThroughputSuite, Trial, list_suites, load_suite
 
 DEFAULT_SUITE = "smoke"
 ONEOFF_SUITE = "oneoff"
-#: Flags that describe a one-off trial and therefore need ``--env``.
-_ONEOFF_FLAGS = ("agent", "steps", "seeds", "num_envs", "env_kwargs")
+#: Flags that describe a one-off trial and therefore need ``--env`` (``--seeds`` also applies to
+#: a suite: it replaces the suite's seeds by 0..K-1).
+_ONEOFF_FLAGS = ("agent", "steps", "num_envs", "env_kwargs")
 
 
 class UsageError(Exception):
@@ -59,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     oneoff.add_argument("--agent", help="agent name (default: ppo)")
     oneoff.add_argument("--steps", type=int, metavar="N",
                         help="environment steps per trial (default: the agent preset's)")
-    oneoff.add_argument("--seeds", type=int, metavar="K", help="run seeds 0..K-1 (default: 1)")
+    oneoff.add_argument("--seeds", type=int, metavar="K",
+                        help="run seeds 0..K-1 (default: 1; with a suite: replaces its seeds)")
     oneoff.add_argument("--num-envs", type=int, metavar="E",
                         help="parallel environment copies (default: the agent preset's)")
     oneoff.add_argument("--env-kwargs", metavar="JSON",
@@ -73,8 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop a trial once the mean return of its last 20 episodes reaches R")
     common.add_argument("--resume", action="store_true",
                         help="continue interrupted trials (checkpoints but no result.json)")
+    common.add_argument("--workers", type=int, metavar="N",
+                        help="trials at once in local processes (default: half the cores, "
+                        f"here {default_workers()}); 1 runs them in this process")
     common.add_argument("--backend", choices=("local", "ray"), default="local",
-                        help="where trials run (default: local, one after the other)")
+                        help="where trials run: local processes (default) or one Ray task "
+                        "per trial")
+    common.add_argument("--address", metavar="ADDR",
+                        help="the Ray cluster for --backend ray (default: RAY_ADDRESS, else "
+                        "a new local instance)")
     common.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -92,8 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: finished trials keep their result.json; continue the others with "
-              "the same command plus --resume", file=sys.stderr)
+        print("\ninterrupted: finished trials keep their result.json (python -m "
+              "benchmarks.report DIR summarises them); continue the others with the same command "
+              "plus --resume", file=sys.stderr)
         return 130
 
 
@@ -101,9 +117,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.list:
         print(list_environments())
         return 0
-    if args.backend == "ray":
-        raise UsageError("--backend ray is planned (the benchmarks issue adds it); trials run "
-                         "locally for now: leave out --backend")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if args.backend == "ray" and args.workers is not None:
+        raise UsageError("--workers applies to --backend local; Ray places one task per trial "
+                         "on the cluster's CPUs")
+    if args.address is not None and args.backend != "ray":
+        raise UsageError("--address names a Ray cluster: add --backend ray")
     if args.env is not None:
         if args.suite is not None:
             raise UsageError("give either --suite or --env (a one-off trial), not both")
@@ -118,6 +138,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             suite = load_suite(args.suite or DEFAULT_SUITE)
         except SuiteError as err:
             raise UsageError(str(err)) from None
+        if args.seeds is not None:
+            if args.seeds < 1:
+                raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
+            if isinstance(suite, ThroughputSuite):
+                raise UsageError("--seeds does not apply to the throughput suite: set seeds in "
+                                 "its .toml file")
+            suite = suite.with_seeds(args.seeds)
     if isinstance(suite, ThroughputSuite):
         return _run_throughput(suite, args)
     return _run_suite(suite, args)
@@ -164,15 +191,23 @@ def _run_suite(suite: Suite, args: argparse.Namespace) -> int:
                                       stop_at_return=args.stop_at_return)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    backend = None
+    if args.backend == "ray":
+        try:
+            backend = RayBackend(args.address, gpus_per_trial=1.0 if args.device == "cuda" else 0.0)
+        except ImportError as err:
+            raise UsageError(str(err)) from None
     root = Path(args.logdir)
+    runner.write_suite_file(root / suite.name, suite)
+    tensorboard_views.write_layout(root / suite.name)
     print(f"suite {suite.name}: {len(suite.trials)} trials into {root / suite.name}/"
           + (f" ({suite.description})" if suite.description else ""))
     outcomes = runner.run_trials(suite.trials, configs, root=root, suite=suite.name,
-                                 resume=args.resume, show_progress=not args.no_progress)
+                                 resume=args.resume, show_progress=not args.no_progress,
+                                 workers=args.workers or default_workers(), backend=backend)
     print()
     print(report.format_table(report.summarize(outcomes)))
-    path = report.write_report(root / suite.name, suite.name, outcomes, suite.description,
-                               suite.source)
+    path = report.write_report(root / suite.name, suite, outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
     print(f"\nreport: {path}\ncurves: tensorboard --logdir {root / suite.name}")
     if failed:
@@ -189,10 +224,13 @@ def _run_throughput(suite: ThroughputSuite, args: argparse.Namespace) -> int:
     from benchmarks.throughput import markdown, run_throughput
 
     ignored = [flag for flag, given in (("--stop-at-return", args.stop_at_return is not None),
-                                        ("--resume", args.resume)) if given]
+                                        ("--resume", args.resume),
+                                        ("--workers", args.workers is not None),
+                                        ("--backend ray", args.backend == "ray")) if given]
     if ignored:
         raise UsageError(f"{', '.join(ignored)} do not apply to the throughput suite: it always "
-                         "stops at its threshold and always starts fresh")
+                         "stops at its threshold, always starts fresh and times its runs one "
+                         "after the other in this process")
     summary = run_throughput(suite, args.logdir, device=args.device)
     print()
     print(markdown(summary))

@@ -9,6 +9,8 @@ written here:
   final_return, episodes`` (and ``threshold_reached, threshold_steps, threshold_time_s`` when a
   return threshold was set), the suite name and the full config. A trial with a ``result.json`` is
   done and is skipped on the next run.
+- TensorBoard hparams once the trial finished (:mod:`benchmarks.tensorboard_views`): one row
+  of the HPARAMS tab per trial.
 - ``error.json`` when the trial raised: the error and its traceback. The next trials still run.
   A later successful run of the trial replaces this marker by ``result.json``.
 
@@ -16,7 +18,8 @@ Nothing here deletes logs or results. A folder holding checkpoints but no ``resu
 interrupted trial: with ``resume=True`` it continues from its last checkpoint, otherwise it is
 reported as failed with a hint to pass ``--resume``.
 
-Trials run one after the other in this process.
+Trials run one after the other in this process, in local worker processes or on Ray
+(:mod:`benchmarks.backends`); each writes its own files, so where it ran changes nothing here.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import datetime
 import difflib
 import json
 import math
+import platform
 import re
 import traceback
 from collections.abc import Callable, Sequence
@@ -38,11 +42,17 @@ from tqdm.auto import tqdm
 import envs
 from agents.ppo import CHECKPOINT, PPOConfig, train
 from agents.presets import AGENTS, agent_config
-from benchmarks.suites import Trial
+from agents.sb3 import SB3_AGENTS, SB3Config, sb3_config
+from agents.sb3 import train as train_sb3
+from benchmarks import tensorboard_views
+from benchmarks.backends import Backend, Job, ProcessBackend, threads_per_worker
+from benchmarks.suites import Suite, Trial
 from envs.core import resolve_device
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
+#: The suite (its trials, reference scores and file), recorded at the suite folder's root.
+SUITE_FILE = "suite.json"
 #: Keys every ``result.json`` holds (issue 2, point 6).
 RESULT_KEYS = ("env_id", "agent", "seed", "steps", "wall_time_s", "sps", "final_return")
 #: Keys added when the trial had a return threshold (``--stop-at-return``).
@@ -94,6 +104,22 @@ def trial_dir(root: str | Path, suite: str, trial: Trial) -> Path:
     return Path(root) / suite / env_dirname(trial.env_id) / trial.agent / f"seed{trial.seed}"
 
 
+def write_suite_file(suite_dir: str | Path, suite: Suite) -> Path:
+    """Record ``suite`` as ``<suite_dir>/suite.json``: a report can be rebuilt from the folder."""
+    path = Path(suite_dir) / SUITE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(path, suite.to_dict())
+    return path
+
+
+def read_suite_file(suite_dir: str | Path) -> Suite | None:
+    """The suite recorded by :func:`write_suite_file`, or ``None`` when there is none."""
+    path = Path(suite_dir) / SUITE_FILE
+    if not path.is_file():
+        return None
+    return Suite.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
 def has_checkpoint(logdir: Path) -> bool:
     """Whether ``logdir`` holds a checkpoint that ``train(..., resume=True)`` can continue."""
     return (logdir / CHECKPOINT).is_file()
@@ -102,8 +128,12 @@ def has_checkpoint(logdir: Path) -> bool:
 # ---------------------------------------------------------------------------------- configs
 def build_config(
     trial: Trial, *, device: str | None = None, stop_at_return: float | None = None
-) -> PPOConfig:
-    """The ``PPOConfig`` of ``trial``: the agent preset with the trial's and the caller's overrides.
+) -> PPOConfig | SB3Config:
+    """The config of ``trial``: the agent preset with the trial's and the caller's overrides.
+
+    Umbra agents (:data:`agents.presets.AGENTS`) get a ``PPOConfig``; the stable-baselines3
+    baselines (:data:`agents.sb3.SB3_AGENTS`) an ``SB3Config``, where a key of the trial's
+    config that is not an ``SB3Config`` field is an argument of the algorithm.
 
     Args:
         trial: The trial.
@@ -111,18 +141,21 @@ def build_config(
         stop_at_return: Stop once the mean return of the last 20 finished episodes reaches it.
 
     Raises:
-        ValueError: unknown agent, or an unknown ``PPOConfig`` field (naming the close ones).
+        ValueError: unknown agent, or an unknown config field or algorithm argument (naming
+            the close ones).
     """
-    if trial.agent not in AGENTS:
-        close = difflib.get_close_matches(trial.agent, AGENTS, n=3)
+    agents = (*AGENTS, *SB3_AGENTS)
+    if trial.agent not in agents:
+        close = difflib.get_close_matches(trial.agent, agents, n=3)
         hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
-        raise ValueError(f"unknown agent {trial.agent!r}; {hint}known agents: {', '.join(AGENTS)}")
-    fields = [f.name for f in dataclasses.fields(PPOConfig)]
-    for key in trial.config:
-        if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=3)
-            hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
-            raise ValueError(f"unknown PPOConfig field {key!r} in the trial's config; {hint}")
+        raise ValueError(f"unknown agent {trial.agent!r}; {hint}known agents: {', '.join(agents)}")
+    if trial.agent in AGENTS:
+        fields = [f.name for f in dataclasses.fields(PPOConfig)]
+        for key in trial.config:
+            if key not in fields:
+                close = difflib.get_close_matches(key, fields, n=3)
+                hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+                raise ValueError(f"unknown PPOConfig field {key!r} in the trial's config; {hint}")
     overrides: dict[str, Any] = {**trial.config, "seed": trial.seed}
     if trial.steps is not None:
         overrides["total_steps"] = trial.steps
@@ -134,12 +167,14 @@ def build_config(
         overrides["device"] = device
     if stop_at_return is not None:
         overrides["stop_at_return"] = float(stop_at_return)
+    if trial.agent in SB3_AGENTS:
+        return sb3_config(trial.agent, trial.env_id, **overrides)
     return agent_config(trial.agent, trial.env_id, **overrides)
 
 
 def check_trials(
     trials: Sequence[Trial], *, device: str | None = None, stop_at_return: float | None = None
-) -> list[PPOConfig]:
+) -> list[PPOConfig | SB3Config]:
     """Build every trial's config and one copy of its environment, before anything trains.
 
     Returns:
@@ -170,7 +205,7 @@ def check_trials(
 # ---------------------------------------------------------------------------------- one trial
 def run_trial(
     trial: Trial,
-    config: PPOConfig,
+    config: PPOConfig | SB3Config,
     logdir: str | Path,
     *,
     suite: str = "",
@@ -215,7 +250,8 @@ def run_trial(
         )
     logdir.mkdir(parents=True, exist_ok=True)
     try:
-        trained = train(config, logdir=logdir, resume=interrupted, progress=progress)
+        trainer = train if isinstance(config, PPOConfig) else train_sb3
+        trained = trainer(config, logdir=logdir, resume=interrupted, progress=progress)
     except KeyboardInterrupt:
         raise
     except Exception as err:  # noqa: BLE001 - isolate the trial; the traceback is kept
@@ -233,30 +269,39 @@ def run_trial(
         "suite": suite,
         **{key: _plain(value) for key, value in trained.metrics.items()},
         "resumed": interrupted,
+        "host": platform.node(),
         "finished_at": _now(),
         "config": config.to_dict(),
     }
     _write_json(result_path, result)
     (logdir / ERROR_FILE).unlink(missing_ok=True)
+    tensorboard_views.write_hparams(logdir, result)
     return TrialOutcome(trial, logdir, "done", result)
 
 
 # ---------------------------------------------------------------------------------- many trials
 def run_trials(
     trials: Sequence[Trial],
-    configs: Sequence[PPOConfig],
+    configs: Sequence[Any],
     *,
     root: str | Path,
     suite: str,
     resume: bool = False,
     show_progress: bool = True,
     log: Callable[[str], None] | None = None,
+    workers: int = 1,
+    backend: Backend | None = None,
 ) -> list[TrialOutcome]:
-    """Run ``trials`` in order under ``<root>/<suite>/``, with one progress bar over all of them.
+    """Run ``trials`` under ``<root>/<suite>/``, with one progress bar over all of them.
 
-    The bar counts environment steps; its total is the sum of the budgets of the trials not done
-    yet. Each trial prints one line when it ends; a failed trial prints its traceback and the
-    next one starts.
+    Trials already finished with the same config are skipped without starting anything. The
+    others run in this process one after the other (``workers=1``, no ``backend``), in
+    ``workers`` local processes, or on ``backend`` (e.g. a
+    :class:`~benchmarks.backends.RayBackend`). The bar counts environment steps of the trials
+    still to do and shows how many trials ended. Each trial prints one line when it ends; a
+    failed one prints its traceback and the others go on. On Ctrl-C (``KeyboardInterrupt``, let
+    through to the caller) the running trials are stopped; every finished one already has its
+    ``result.json``.
 
     Args:
         trials: The trials.
@@ -266,41 +311,73 @@ def run_trials(
         resume: Continue interrupted trials from their checkpoints.
         show_progress: Draw the progress bar (on stderr).
         log: Where the per-trial lines go (default: above the bar, on stdout).
+        workers: Local processes; 1 runs the trials in this process.
+        backend: Where to run the trials instead (its ``stop`` is called at the end).
 
     Returns:
         One outcome per trial, in order.
     """
     dirs = [trial_dir(root, suite, t) for t in trials]
-    pending = [not (d / RESULT_FILE).exists() for d in dirs]
-    budgets = [c.num_updates * c.batch_size for c in configs]  # total_steps, rounded up
-    total = sum(b for b, p in zip(budgets, pending, strict=True) if p)
-    bar = tqdm(total=total, unit="step", unit_scale=True, disable=not show_progress,
-               dynamic_ncols=True, smoothing=0.1)
+    budgets = [budget_of(c) for c in configs]
+    outcomes: list[TrialOutcome | None] = [None] * len(trials)
+    jobs = []
+    for index, (trial, config, logdir) in enumerate(zip(trials, configs, dirs, strict=True)):
+        if (logdir / RESULT_FILE).exists():  # done before, or a conflict: decided here, now
+            outcomes[index] = run_trial(trial, config, logdir, suite=suite, resume=resume)
+        else:
+            jobs.append(Job(index, trial, config, logdir, suite, resume))
+    bar = tqdm(total=sum(budgets[job.index] for job in jobs), unit="step", unit_scale=True,
+               disable=not show_progress, dynamic_ncols=True, smoothing=0.1)
     write = log or (lambda line: tqdm.write(line))
-    outcomes = []
+    seen = [0] * len(trials)
+
+    def advance(index: int, step: int) -> None:
+        step = min(int(step), budgets[index])
+        if step > seen[index]:
+            bar.update(step - seen[index])
+            seen[index] = step
+
+    def finish(index: int, outcome: TrialOutcome) -> None:
+        advance(index, budgets[index])  # stopped early, or failed
+        outcomes[index] = outcome
+        ended = sum(outcomes[job.index] is not None for job in jobs)
+        bar.set_postfix_str(f"trials {ended}/{len(jobs)}")
+        write(describe(outcome))
+
+    for index in range(len(trials)):
+        if outcomes[index] is not None:
+            write(describe(outcomes[index]))
     try:
-        for trial, config, logdir, budget, counted in zip(
-            trials, configs, dirs, budgets, pending, strict=True
-        ):
-            seen = 0
-
-            def progress(step: int, budget: int = budget) -> None:
-                nonlocal seen
-                step = min(int(step), budget)
-                if step > seen:
-                    bar.update(step - seen)
-                    seen = step
-
-            bar.set_description(f"{trial.env_id} {trial.agent} seed{trial.seed}")
-            outcome = run_trial(trial, config, logdir, suite=suite, resume=resume,
-                                progress=progress)
-            if counted and seen < budget:
-                bar.update(budget - seen)  # stopped early, or failed
-            write(describe(outcome))
-            outcomes.append(outcome)
+        if backend is None and workers <= 1:
+            for job in jobs:
+                t = job.trial
+                bar.set_description(f"{t.env_id} {t.agent} seed{t.seed}")
+                finish(job.index, run_trial(t, job.config, job.logdir, suite=suite,
+                                            resume=resume,
+                                            progress=lambda step, i=job.index: advance(i, step)))
+        elif jobs:
+            backend = backend or ProcessBackend(min(workers, len(jobs)),
+                                                threads_per_worker(workers))
+            bar.set_description(f"{len(jobs)} trials")
+            backend.submit(jobs)
+            while any(outcomes[job.index] is None for job in jobs):
+                ended, progress = backend.poll(timeout=0.25)
+                for index, step in progress:
+                    advance(index, step)
+                for index, outcome in ended:
+                    finish(index, outcome)
     finally:
+        if backend is not None:
+            backend.stop()
         bar.close()
-    return outcomes
+    return [o for o in outcomes if o is not None]
+
+
+def budget_of(config: Any) -> int:
+    """Environment steps a trial will take: PPO rounds ``total_steps`` up to whole rollouts."""
+    if isinstance(config, PPOConfig):
+        return config.num_updates * config.batch_size
+    return int(config.total_steps)
 
 
 def describe(outcome: TrialOutcome) -> str:

@@ -37,7 +37,12 @@ import torch
 
 from agents.ppo import train
 from agents.presets import agent_config
-from benchmarks.reference import RL_ZOO_CARTPOLE, WINDOW, train_sb3_ppo
+from benchmarks.reference import (
+    RL_ZOO_CARTPOLE,
+    RL_ZOO_CARTPOLE_NOVEL,
+    WINDOW,
+    train_sb3_ppo,
+)
 from benchmarks.runner import env_dirname
 from benchmarks.suites import ThroughputSuite
 from envs.core import resolve_device
@@ -103,6 +108,10 @@ def run_throughput(
                 "num_envs": config.num_envs, **metrics}
         log("  " + _line(full))
 
+    memory = None
+    if suite.memory:
+        memory = run_memory(suite.memory, suite.seeds, suite.threshold, out, device, log)
+
     sb3, umbra = _medians(sb3_runs), _medians(umbra_runs)
     summary: dict[str, Any] = {
         "suite": suite.name,
@@ -120,6 +129,7 @@ def run_throughput(
         "umbra": {"device": str(resolved), "config": umbra_config, "median": umbra,
                   "runs": umbra_runs},
         "umbra_full": full,
+        "memory": memory,
     }
     summary = _json_safe(summary)
     (out / "throughput.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -127,6 +137,127 @@ def run_throughput(
     for name in ("throughput.json", "report.md"):
         shutil.copyfile(out / name, out.parent / name)
     return summary
+
+
+# ---------------------------------------------------------------------------------- memory
+def run_memory(
+    settings: dict[str, Any],
+    seeds: tuple[int, ...],
+    threshold: float,
+    out: Path,
+    device: str | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Memory agents: sb3-contrib RecurrentPPO (RL-Zoo's CartPoleNoVel settings) against Umbra's
+    memory agents on ``umbra/MaskedCartPole-v0``, then transformer vs linear attention as the
+    window grows.
+
+    Returns:
+        ``{"sb3": {median, runs}, "umbra": {agent: {median, runs}}, "ratios": {agent: {sps,
+        time_to_threshold}}, "windows": [...]}``; time ratios are None when RecurrentPPO did not
+        reach the threshold within its ``max_steps``.
+    """
+    env_id = settings.get("env", "umbra/MaskedCartPole-v0")
+    overrides = dict(settings.get("config", {}))
+    if device is not None:
+        overrides["device"] = device
+    sb3_settings = {**RL_ZOO_CARTPOLE_NOVEL, **settings.get("sb3", {})}
+    sb3_runs = []
+    for seed in seeds:
+        log(f"[memory, seed {seed}] sb3-contrib RecurrentPPO on CartPole without velocities ...")
+        sb3_runs.append(train_sb3_ppo(sb3_settings, seed=seed, threshold=threshold))
+        log("  " + _line(sb3_runs[-1]))
+    sb3 = _medians(sb3_runs)
+    umbra: dict[str, Any] = {}
+    ratios: dict[str, Any] = {}
+    for agent in settings["agents"]:
+        runs = []
+        for seed in seeds:
+            config = agent_config(agent, env_id, **overrides, seed=seed, stop_at_return=threshold)
+            log(f"[memory, seed {seed}] Umbra {agent} on {env_id} ...")
+            logdir = out / "memory" / env_dirname(env_id) / agent / f"seed{seed}"
+            metrics = train(config, logdir=logdir).metrics
+            runs.append({"library": "umbra", "agent": agent, "env_id": env_id, "seed": seed,
+                         **metrics})
+            log("  " + _line(runs[-1]))
+        umbra[agent] = {"median": _medians(runs), "runs": runs}
+        ratios[agent] = {
+            "sps": _ratio(umbra[agent]["median"]["sps"], sb3["sps"]),
+            "time_to_threshold": _ratio(sb3["threshold_time_s"],
+                                        umbra[agent]["median"]["threshold_time_s"]),
+        }
+    windows = [
+        _window_run(agent, window, env_id, overrides, settings.get("window_steps", 16_384), log)
+        for window in settings.get("windows", [])
+        for agent in ("transformer", "linear")
+    ]
+    return {"env_id": env_id, "sb3": {"settings": sb3_settings, "median": sb3, "runs": sb3_runs},
+            "umbra": umbra, "ratios": ratios, "windows": windows}
+
+
+def _window_run(agent: str, window: int, env_id: str, overrides: dict[str, Any], steps: int,
+                log: Callable[[str], None]) -> dict[str, Any]:
+    """Steps/s and memory of one short training of ``agent`` with attention ``window``.
+
+    ``linear`` has no window (its state is constant in size); it is run once per window anyway,
+    so the rows line up. Memory: the bytes of one copy's core state, and on CUDA the peak
+    allocated memory of the run.
+    """
+    from agents.memory import make_core
+
+    core_kwargs = {"window": window} if agent == "transformer" else {}
+    config = agent_config(agent, env_id, **{**overrides, "total_steps": steps})
+    config = dataclasses.replace(config, core_kwargs={**config.core_kwargs, **core_kwargs},
+                                 stop_at_return=None)
+    resolved = resolve_device(config.device)
+    if resolved.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(resolved)
+    metrics = train(config).metrics
+    core = make_core(config.core, config.hidden_size, config.hidden_size, **config.core_kwargs)
+    state_bytes = sum(t.numel() * t.element_size() for t in core.initial_state(1))
+    row = {"agent": agent, "window": window, "sps": metrics["sps"],
+           "state_bytes_per_copy": state_bytes,
+           "cuda_peak_bytes": torch.cuda.max_memory_allocated(resolved)
+           if resolved.type == "cuda" else None}
+    log(f"[window {window}] {agent}: {row['sps']:,.0f} steps/s, state {state_bytes:,} B/copy")
+    return row
+
+
+def _memory_markdown(memory: dict[str, Any]) -> list[str]:
+    def num(value: float | None, fmt: str = ",.0f", unit: str = "") -> str:
+        return "not reached" if value is None else f"{value:{fmt}}{unit}"
+
+    sb3 = memory["sb3"]["median"]
+    cap = memory["sb3"]["settings"].get("max_steps")
+    lines = [
+        "## Memory agents",
+        "",
+        f"sb3-contrib RecurrentPPO (RL-Zoo CartPoleNoVel settings, stopped after {cap:,} steps "
+        f"if it has not reached the threshold) on CartPole without velocities, against Umbra's "
+        f"memory agents on {memory['env_id']}. Medians over seeds.",
+        "",
+        "| agent | steps/s | steps to threshold | time to threshold | reached | steps/s ratio | "
+        "time ratio |",
+        "|---|---|---|---|---|---|---|",
+        f"| RecurrentPPO | {num(sb3['sps'])} | {num(sb3['threshold_steps'])} | "
+        f"{num(sb3['threshold_time_s'], '.1f', ' s')} | {sb3['reached']} | | |",
+    ]
+    for agent, result in memory["umbra"].items():
+        m, r = result["median"], memory["ratios"][agent]
+        lines.append(
+            f"| {agent} | {num(m['sps'])} | {num(m['threshold_steps'])} | "
+            f"{num(m['threshold_time_s'], '.1f', ' s')} | {m['reached']} | "
+            f"{num(r['sps'], '.0f', 'x')} | {num(r['time_to_threshold'], '.0f', 'x')} |"
+        )
+    if memory["windows"]:
+        lines += ["", "| agent | window | steps/s | state bytes per copy | CUDA peak bytes |",
+                  "|---|---|---|---|---|"]
+        for row in memory["windows"]:
+            peak = row["cuda_peak_bytes"]
+            lines.append(f"| {row['agent']} | {row['window']} | {row['sps']:,.0f} | "
+                         f"{row['state_bytes_per_copy']:,} | "
+                         f"{'-' if peak is None else f'{peak:,}'} |")
+    return lines + [""]
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -225,6 +356,8 @@ def markdown(summary: dict[str, Any]) -> str:
             f"({full['wall_time_s']:.1f} s, final return {num(full['final_return'], '.1f')}).",
             "",
         ]
+    if summary.get("memory"):
+        lines += _memory_markdown(summary["memory"])
     c = summary["umbra"]["config"]
     lines += [
         "## Per seed",

@@ -5,14 +5,30 @@
 >>> obs, info = env.reset(seed=0)
 
 ``envs.list_ids()`` lists the native ids; ``envs.make`` also accepts any Gymnasium id and
-``"package.module:ClassName"``. Adding an environment: subclass :class:`envs.core.BatchedEnv` in a
-family file (``envs/pomdp/...``), then add one ``register`` line below.
+``"package.module:ClassName"`` (or ``"package.module:factory"`` returning a PettingZoo
+``ParallelEnv``). Adding an environment: subclass :class:`envs.core.BatchedEnv` (or
+:class:`envs.core.MultiAgentBatchedEnv`) in a family file (``envs/pomdp/...``), then add one
+``register`` line below.
+
+Multi-agent ids are PettingZoo environments too:
+
+>>> parallel = envs.make_pettingzoo("umbra/CooperativeNavigation-v0", num_agents=3)
+>>> observations, infos = parallel.reset(seed=0)
 """
 
-from envs.core import BatchedEnv, resolve_device
-from envs.registry import list_ids, make, register, spec
+from envs.core import BatchedEnv, MultiAgentBatchedEnv, resolve_device
+from envs.registry import list_ids, make, make_pettingzoo, register, spec
 
-__all__ = ["BatchedEnv", "list_ids", "make", "register", "resolve_device", "spec"]
+__all__ = [
+    "BatchedEnv",
+    "MultiAgentBatchedEnv",
+    "list_ids",
+    "make",
+    "make_pettingzoo",
+    "register",
+    "resolve_device",
+    "spec",
+]
 
 register("umbra/CartPole-v0", "envs.classic:CartPole")
 register("umbra/Pendulum-v0", "envs.classic:Pendulum")
@@ -36,3 +52,8 @@ register("umbra/TMazeHard-v0", _TMAZE + "TMaze", length=200)
 register("umbra/KeyDoorMazeEasy-v0", _MAZE + "KeyDoorMaze", size=7)
 register("umbra/KeyDoorMazeMedium-v0", _MAZE + "KeyDoorMaze", size=11)
 register("umbra/KeyDoorMazeHard-v0", _MAZE + "KeyDoorMaze", size=15)
+
+# Multi-agent tasks (issue 4): PettingZoo environments too (envs.make_pettingzoo).
+register("umbra/CooperativeNavigation-v0", "envs.multiagent.spread:CooperativeNavigation")
+register("umbra/Pursuit-v0", "envs.multiagent.pursuit:Pursuit")
+register("umbra/PrivateSum-v0", "envs.multiagent.private_info:PrivateSum")

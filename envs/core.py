@@ -239,3 +239,220 @@ class BatchedEnv:
                     f"actions must be integers in [{low}, {high}], got min "
                     f"{actions.min().item()}, max {actions.max().item()}"
                 )
+
+
+class MultiAgentBatchedEnv(BatchedEnv):
+    """Base class of the multi-agent environments: the batched contract with an agent axis.
+
+    ``num_envs`` copies of a task played by ``num_agents`` agents at once. Everything of
+    :class:`BatchedEnv` holds (torch tensors on one device, SAME_STEP autoreset per copy, episode
+    statistics on device, ``self.generator``), with one more axis after the copy axis:
+
+    - ``possible_agents``: the fixed agent names ``["agent_0", "agent_1", ...]``; agent ``i`` of
+      every tensor below is ``possible_agents[i]``.
+    - ``single_observation_space`` and ``single_action_space`` are those of ONE agent (all agents
+      share them); ``observation_space`` and ``action_space`` are batched to
+      ``[num_envs, num_agents, ...]``. ``state_space`` (a Box) is the global state of one copy,
+      for centralised critics.
+    - ``reset(seed=, options=) -> (obs [N, A, *obs_shape], info)``.
+    - ``step(actions [N, A, *act_shape]) -> (obs [N, A, ...], reward [N, A] float32,
+      terminated [N] bool, truncated [N] bool, info)``. Termination and truncation are per copy:
+      an episode ends for all its agents at once; a copy that ends is reset in the same step.
+
+    ``info`` of ``step`` (every value batched over all copies, valid where its mask says):
+
+    - ``state`` ``[N, *state_shape]``: the global state that goes with ``obs`` (after autoreset:
+      the new episode's); ``final_state``: the global state before the reset, for bootstrapping a
+      centralised critic (equal to ``state`` for copies that did not end);
+    - ``final_obs`` ``[N, A, ...]`` and its mask ``_final_obs`` ``[N]``, as in :class:`BatchedEnv`;
+    - ``agent_mask`` ``[N, A]`` bool: the agents present (alive) in ``obs``; absent agents see
+      zeros, get zero reward, and their actions are ignored. Tasks without deaths keep it all true;
+    - ``episode_return`` ``[N]``: the mean over agents of each agent's return (the team return for
+      a shared reward); ``agent_episode_return`` ``[N, A]``; ``episode_length`` ``[N]`` int64;
+      all valid where ``_episode`` ``[N]`` is true;
+    - ``action_mask`` ``[N, A, n_actions]`` bool, only for tasks with action masks (then
+      :meth:`action_masks` returns the current one too); a masked-out action is legal input and
+      behaves as documented by the task.
+
+    ``info`` of ``reset`` holds ``state``, ``agent_mask`` (and ``action_mask``).
+
+    To write a task, subclass this, set ``single_observation_space``, ``single_action_space``,
+    ``state_space`` and ``max_episode_steps`` and call ``super().__init__(num_agents, num_envs,
+    device, debug)``; then implement:
+
+    - ``_reset_copies(mask)``: fresh initial states where ``mask`` ``[N]`` is true;
+    - ``_advance(actions [N, A, ...]) -> (reward [N, A] float32, terminated [N] bool)``;
+    - ``_observe() -> [N, A, ...]``; ``_state() -> [N, *state_shape]``;
+    - optionally ``_agent_mask() -> [N, A]`` (tasks where agents die) and ``_action_mask() ->
+      [N, A, n]`` (tasks with action masks; set ``has_action_mask = True``).
+
+    None of them may loop over copies in Python or synchronise with the device.
+
+    Args:
+        num_agents: Number of agents, at least 1.
+        num_envs: Number of independent copies, at least 1.
+        device: Where the tensors live (see :class:`BatchedEnv`).
+        debug: Check every action passed to ``step`` (see :meth:`check_actions`).
+    """
+
+    kind: str = "multi-agent"
+    state_space: gym.spaces.Box
+    #: Whether ``info["action_mask"]`` and :meth:`action_masks` exist.
+    has_action_mask: bool = False
+
+    def __init__(
+        self,
+        num_agents: int,
+        num_envs: int = 1,
+        device: str | torch.device = "cpu",
+        debug: bool = False,
+    ):
+        if isinstance(num_agents, bool) or not isinstance(num_agents, (int, np.integer)):
+            raise TypeError(f"num_agents must be a positive int, got {num_agents!r}")
+        if num_agents < 1:
+            raise ValueError(f"num_agents must be at least 1, got {num_agents}")
+        self.num_agents = int(num_agents)
+        self.possible_agents = [f"agent_{i}" for i in range(self.num_agents)]
+        super().__init__(num_envs, device, debug)
+        per_copy_obs = gym.vector.utils.batch_space(self.single_observation_space, self.num_agents)
+        per_copy_act = gym.vector.utils.batch_space(self.single_action_space, self.num_agents)
+        self.observation_space = gym.vector.utils.batch_space(per_copy_obs, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(per_copy_act, self.num_envs)
+        self._agent_return = torch.zeros(self.num_envs, self.num_agents, device=self.device)
+
+    # ------------------------------------------------------------------ to implement
+    def _advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step every copy; return ``(reward [N, A] float32, terminated [N] bool)``."""
+        raise NotImplementedError
+
+    def _observe(self) -> Obs:
+        """Observation of every agent of every copy, ``[N, A, *obs_shape]``."""
+        raise NotImplementedError
+
+    def _state(self) -> torch.Tensor:
+        """Global state of every copy, ``[N, *state_shape]``."""
+        raise NotImplementedError
+
+    def _agent_mask(self) -> torch.Tensor:
+        """Agents present in every copy, ``[N, A]`` bool; all of them unless overridden."""
+        return torch.ones(self.num_envs, self.num_agents, dtype=torch.bool, device=self.device)
+
+    def _action_mask(self) -> torch.Tensor:
+        """Legal actions, ``[N, A, n_actions]`` bool; only tasks with ``has_action_mask``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the vector API
+    def action_masks(self) -> torch.Tensor:
+        """The current action masks ``[N, A, n_actions]`` (as sb3-contrib's MaskablePPO asks)."""
+        if not self.has_action_mask:
+            raise AttributeError(f"{type(self).__name__} has no action masks")
+        return self._action_mask()
+
+    def _current_info(self) -> dict[str, torch.Tensor]:
+        info = {"state": self._state(), "agent_mask": self._agent_mask()}
+        if self.has_action_mask:
+            info["action_mask"] = self._action_mask()
+        return info
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Obs, dict]:
+        """Reset every copy. ``seed`` reseeds ``self.generator``: same seed, same trajectory."""
+        obs, _ = super().reset(seed=seed, options=options)
+        self._agent_return.zero_()
+        return obs, self._current_info()
+
+    def step(
+        self, actions: torch.Tensor
+    ) -> tuple[Obs, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Step every copy by one action per agent; copies that end are reset in the same call."""
+        if not self._has_reset:
+            raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
+        if self.debug:
+            self.check_actions(actions)
+        reward, terminated = self._advance(actions)
+        self._agent_return += reward
+        self._episode_length += 1
+        if self.max_episode_steps is None:
+            truncated = torch.zeros_like(terminated)
+        else:
+            truncated = self._episode_length >= self.max_episode_steps
+        done = terminated | truncated
+        info = {
+            "final_obs": self._observe(),
+            "final_state": self._state(),
+            "_final_obs": done,
+            "episode_return": self._agent_return.mean(dim=1),
+            "agent_episode_return": self._agent_return.clone(),
+            "episode_length": self._episode_length.clone(),
+            "_episode": done,
+        }
+        self._reset_copies(done)
+        self._agent_return.masked_fill_(done[:, None], 0.0)
+        self._episode_length.masked_fill_(done, 0)
+        info.update(self._current_info())
+        return self._observe(), reward, terminated, truncated, info
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_envs={self.num_envs}, num_agents={self.num_agents}, "
+            f"device={self.device})"
+        )
+
+    # ------------------------------------------------------------------ input validation
+    def check_actions(self, actions: Any) -> None:
+        """Raise a clear ``TypeError``/``ValueError`` unless ``actions`` is a valid batch.
+
+        Valid means: a torch tensor on ``self.device`` of shape ``[num_envs, num_agents,
+        *action_shape]`` with the action space's dtype kind, no NaN, every entry inside the
+        action space. Range and NaN errors name the agents at fault.
+        """
+        space = self.single_action_space
+        expected_shape = (self.num_envs, self.num_agents, *space.shape)
+        if not isinstance(actions, torch.Tensor):
+            raise TypeError(
+                f"actions must be a torch.Tensor of shape {expected_shape} (num_envs, num_agents"
+                f"{', *action_shape' if space.shape else ''}), got {type(actions).__name__}"
+            )
+        if actions.device != self.device:
+            raise ValueError(f"actions are on {actions.device}, the environment on {self.device}")
+        if tuple(actions.shape) != expected_shape:
+            raise ValueError(
+                f"actions must have shape {expected_shape}: (num_envs={self.num_envs}, "
+                f"num_agents={self.num_agents}{', *' + str(space.shape) if space.shape else ''})"
+                f" for agents {self.possible_agents}; got {tuple(actions.shape)}"
+            )
+        if self._action_dtype.is_floating_point:
+            if not actions.is_floating_point():
+                raise TypeError(f"actions for {space} must be floating point, got {actions.dtype}")
+            nan = torch.isnan(actions)
+            if nan.any():
+                raise ValueError(f"actions of {self._agents_at(nan)} contain NaN")
+            low = torch.as_tensor(space.low, device=self.device, dtype=actions.dtype)
+            high = torch.as_tensor(space.high, device=self.device, dtype=actions.dtype)
+            outside = (actions < low) | (actions > high)
+            what = f"lie in [{space.low.tolist()}, {space.high.tolist()}]"
+        else:
+            if actions.is_floating_point() or actions.dtype == torch.bool:
+                raise TypeError(
+                    f"actions for {space} must be an integer tensor, got {actions.dtype}"
+                )
+            if isinstance(space, gym.spaces.Discrete):
+                low, high = int(space.start), int(space.start + space.n - 1)
+            elif isinstance(space, gym.spaces.MultiDiscrete):
+                low, high = space.start.tolist(), (space.start + space.nvec - 1).tolist()
+            else:
+                low, high = 0, 1
+            outside = (actions < torch.as_tensor(low, device=self.device)) | (
+                actions > torch.as_tensor(high, device=self.device)
+            )
+            what = f"be integers in [{low}, {high}]"
+        if outside.any():
+            bad = actions[outside]
+            raise ValueError(
+                f"actions of {self._agents_at(outside)} must {what}, got {bad[0].item():.4g}"
+                f" (min {bad.min().item():.4g}, max {bad.max().item():.4g})"
+            )
+
+    def _agents_at(self, mask: torch.Tensor) -> str:
+        """The names of the agents where ``mask`` ``[N, A, ...]`` is true anywhere."""
+        per_agent = mask.reshape(self.num_envs, self.num_agents, -1).any(dim=2).any(dim=0)
+        return ", ".join(self.possible_agents[i] for i in per_agent.nonzero()[:, 0].tolist())

@@ -74,9 +74,20 @@ def register(env_id: str, entry_point: str, **kwargs: Any) -> None:
     )
 
 
+def _single_agent(env_id: str) -> None:
+    """``TypeError`` if ``env_id`` is a multi-agent id, which Gymnasium cannot hold."""
+    if spec(env_id).kind == "multi-agent":
+        raise TypeError(
+            f"{env_id!r} is a multi-agent environment, which is no gymnasium.Env: use "
+            f"envs.make_pettingzoo({env_id!r}) for a PettingZoo env, or envs.make({env_id!r}, "
+            "num_envs=...) for the batched torch env"
+        )
+
+
 def _gym_entry_point(env_id: str, **kwargs: Any) -> gym.Env:
     from envs.adapters import BatchedToGymEnv
 
+    _single_agent(env_id)
     kwargs.pop("render_mode", None)
     return BatchedToGymEnv(make(env_id, num_envs=1, **kwargs))
 
@@ -84,13 +95,17 @@ def _gym_entry_point(env_id: str, **kwargs: Any) -> gym.Env:
 def _vector_entry_point(env_id: str, num_envs: int = 1, **kwargs: Any) -> gym.vector.VectorEnv:
     from envs.adapters import BatchedToNumpyVecEnv
 
+    _single_agent(env_id)
     kwargs.pop("render_mode", None)
     return BatchedToNumpyVecEnv(make(env_id, num_envs=num_envs, **kwargs))
 
 
-def list_ids() -> list[str]:
-    """Every native id, sorted."""
-    return sorted(_REGISTRY)
+def list_ids(kind: str | None = None) -> list[str]:
+    """Every native id, sorted; only those of one ``kind`` ("single-agent", "multi-agent", ...)
+    if given."""
+    if kind is None:
+        return sorted(_REGISTRY)
+    return sorted(env_id for env_id, native in _REGISTRY.items() if native.kind == kind)
 
 
 def spec(env_id: str) -> EnvSpec:
@@ -146,16 +161,19 @@ def make(
 
     Args:
         env_id: ``"umbra/CartPole-v0"`` (native, see :func:`list_ids`), any registered Gymnasium id
-            such as ``"CartPole-v1"``, or ``"package.module:ClassName"`` naming either a
-            :class:`~envs.core.BatchedEnv` subclass or a ``gymnasium.Env`` subclass.
+            such as ``"CartPole-v1"``, or ``"package.module:Name"`` naming a
+            :class:`~envs.core.BatchedEnv` subclass, a ``gymnasium.Env`` subclass, or any
+            callable (class or factory, e.g. ``"mpe2.simple_spread_v3:parallel_env"``) that
+            returns a PettingZoo ``ParallelEnv`` or a ``gymnasium.Env``.
         num_envs: Number of copies.
-        device: Where the tensors live. Third-party Gymnasium environments step on the CPU in
-            numpy; their tensors are moved to ``device``.
+        device: Where the tensors live. Third-party environments step on the CPU in numpy;
+            their tensors are moved to ``device``.
         **kwargs: Constructor arguments of the environment.
 
     Returns:
         A :class:`~envs.core.BatchedEnv` (third-party environments come wrapped in
-        :class:`envs.adapters.GymnasiumToBatched`).
+        :class:`envs.adapters.GymnasiumToBatched` or, for PettingZoo,
+        :class:`envs.adapters.PettingZooToBatched`, a :class:`~envs.core.MultiAgentBatchedEnv`).
 
     Raises:
         ValueError: unknown id, with the closest known ids; ``num_envs < 1``; a device that this
@@ -184,9 +202,12 @@ def make(
             return GymnasiumToBatched(
                 [functools.partial(target, **kwargs) for _ in range(num_envs)], device=device
             )
+        if callable(target):
+            check_kwargs(target, kwargs, env_id)
+            return _from_factory(env_id, functools.partial(target, **kwargs), num_envs, device)
         raise TypeError(
             f"{env_id!r} is {target!r}: expected a subclass of envs.core.BatchedEnv or "
-            "gymnasium.Env"
+            "gymnasium.Env, or a callable returning a PettingZoo ParallelEnv or a gymnasium.Env"
         )
     if env_id in gym.registry:
         gym_spec = gym.registry[env_id]
@@ -198,6 +219,71 @@ def make(
             [functools.partial(gym.make, env_id, **kwargs) for _ in range(num_envs)], device=device
         )
     raise ValueError(_unknown_id_message(env_id))
+
+
+def _from_factory(
+    env_id: str, factory: Any, num_envs: int, device: str | torch.device
+) -> BatchedEnv:
+    """Batch the environments that ``factory()`` returns, recognised by their type."""
+    from pettingzoo import AECEnv, ParallelEnv
+
+    from envs.adapters import GymnasiumToBatched, PettingZooToBatched
+
+    first = factory()
+    fns = [lambda: first] + [factory] * (num_envs - 1)
+    if isinstance(first, ParallelEnv):
+        return PettingZooToBatched(fns, device=device)
+    if isinstance(first, gym.Env):
+        return GymnasiumToBatched(fns, device=device)
+    if hasattr(first, "close"):
+        first.close()
+    if isinstance(first, AECEnv):
+        raise TypeError(
+            f"{env_id!r} returned a PettingZoo AEC env; envs.make needs a ParallelEnv: name the "
+            "module's parallel_env factory instead (e.g. 'mpe2.simple_spread_v3:parallel_env')"
+        )
+    raise TypeError(
+        f"{env_id!r} returned {type(first).__name__}: expected a subclass of "
+        "envs.core.BatchedEnv or gymnasium.Env, or a callable returning a PettingZoo ParallelEnv "
+        "or a gymnasium.Env"
+    )
+
+
+def make_pettingzoo(env_id: str, parallel: bool = True, **kwargs: Any) -> Any:
+    """One copy of a multi-agent environment as a PettingZoo ``ParallelEnv`` or AEC env.
+
+    Args:
+        env_id: A native multi-agent id (``envs.list_ids("multi-agent")``), or
+            ``"package.module:Name"`` naming a :class:`~envs.core.MultiAgentBatchedEnv` subclass
+            or a callable returning a PettingZoo ``ParallelEnv`` (returned as it is).
+        parallel: ``True`` for a ``ParallelEnv`` (:class:`envs.adapters.BatchedToParallelEnv`),
+            ``False`` for an AEC env (PettingZoo's ``parallel_to_aec`` of it).
+        **kwargs: Constructor arguments (``num_agents``, ``device``, ...); not ``num_envs``.
+
+    Raises:
+        TypeError: ``env_id`` is a single-agent environment; ``num_envs`` is given.
+        ValueError: unknown id (see :func:`make`).
+    """
+    from pettingzoo.utils.conversions import parallel_to_aec
+
+    from envs.adapters import BatchedToParallelEnv, PettingZooToBatched
+
+    if "num_envs" in kwargs:
+        raise TypeError(
+            "make_pettingzoo builds one copy: drop num_envs (use envs.make for a batch)"
+        )
+    batched = make(env_id, num_envs=1, **kwargs)
+    if isinstance(batched, PettingZooToBatched):
+        par_env = batched.envs[0]
+    elif batched.kind == "multi-agent":
+        par_env = BatchedToParallelEnv(batched)
+    else:
+        batched.close()
+        raise TypeError(
+            f"{env_id!r} is a {batched.kind} environment, not a multi-agent one: use "
+            f"gymnasium.make({env_id!r}) for a single gymnasium.Env"
+        )
+    return par_env if parallel else parallel_to_aec(par_env)
 
 
 def _unknown_id_message(env_id: str) -> str:

@@ -17,6 +17,9 @@ environment with one seed. Write them as a grid, as explicit trials, or both::
     id = "umbra/CartPole-v0"
     steps = 40_000              # per-env overrides: steps, num_envs, env_kwargs, config,
                                 # agents, seeds
+    reference = { random = 22.0, expert = 500.0 }  # optional: returns of a random policy and
+                                # an expert; reports aggregate normalised scores over envs
+                                # when every env has them
 
     [[trials]]                  # explicit trials, added after the grid
     env = "CartPole-v1"
@@ -27,6 +30,10 @@ environment with one seed. Write them as a grid, as explicit trials, or both::
 A **throughput** suite (``kind = "throughput"``) holds the settings of the speed comparison against
 stable-baselines3 run by :mod:`benchmarks.throughput`; see ``throughput.toml`` for its keys.
 
+Agents are the names of :data:`agents.presets.AGENTS` (Umbra's PPO with a preset) and the
+stable-baselines3 baselines of :data:`agents.sb3.SB3_AGENTS`. A return threshold is a config
+override: ``config = { stop_at_return = 475.0 }``.
+
 Loading checks the file's structure: an unknown key is an error naming the closest known key, a
 wrong type an error naming the expected one. Whether the environment ids, agents and PPO options
 exist is checked by :func:`benchmarks.runner.check_trials` before anything runs.
@@ -34,6 +41,7 @@ exist is checked by :func:`benchmarks.runner.check_trials` before anything runs.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import sys
 from dataclasses import dataclass, field
@@ -93,12 +101,42 @@ class Trial:
 
 @dataclass(frozen=True)
 class Suite:
-    """A train suite: a name (its folder under the log root) and its trials, in order."""
+    """A train suite: a name (its folder under the log root) and its trials, in order.
+
+    Attributes:
+        name: Folder under the log root.
+        trials: The trials, in order.
+        description: One line.
+        source: Where the file was read from.
+        references: Env id -> ``{"random": R, "expert": E}``, the returns that normalised
+            scores map to 0 and 1.
+        text: The suite file's text, recorded with the results.
+    """
 
     name: str
     trials: tuple[Trial, ...]
     description: str = ""
     source: str = ""
+    references: dict[str, dict[str, float]] = field(default_factory=dict)
+    text: str = ""
+
+    def with_seeds(self, seeds: int) -> Suite:
+        """The same suite with seeds ``0..seeds-1`` for every (env, agent) of its trials."""
+        templates = {(t.env_id, t.agent): t for t in reversed(self.trials)}  # first one wins
+        order = dict.fromkeys((t.env_id, t.agent) for t in self.trials)
+        trials = tuple(dataclasses.replace(templates[key], seed=seed)
+                       for key in order for seed in range(seeds))
+        return dataclasses.replace(self, trials=trials)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (the ``suite.json`` recorded beside the results)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Suite:
+        """Inverse of :meth:`to_dict`."""
+        trials = tuple(Trial(**t) for t in data.get("trials", []))
+        return cls(**{**data, "trials": trials})
 
 
 @dataclass(frozen=True)
@@ -116,6 +154,10 @@ class ThroughputSuite:
         full: Optional full-training speed run of Umbra, no early stop: ``num_envs`` and
             ``steps`` on the CPU, ``cuda_num_envs`` and ``cuda_steps`` on a GPU; empty when the
             file has no ``[full]`` table.
+        memory: Optional memory-agent comparison (:func:`benchmarks.throughput.run_memory`):
+            ``env``, ``agents``, ``config`` (overrides of the agents' presets), ``sb3``
+            (overrides of RL-Zoo's RecurrentPPO settings), ``windows`` and ``window_steps``
+            (transformer vs linear as the window grows).
         source: Where the file was read from.
     """
 
@@ -126,6 +168,7 @@ class ThroughputSuite:
     umbra: dict[str, Any]
     sb3: dict[str, Any]
     full: dict[str, Any] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
     source: str = ""
 
 
@@ -169,7 +212,7 @@ def parse_suite(text: str, name: str, source: str = "<string>") -> Suite | Throu
         raise SuiteError(f"{source}: invalid TOML: {err}") from err
     kind = data.get("kind", "train")
     if kind == "train":
-        return _parse_train(data, name, source)
+        return _parse_train(data, name, source, text)
     if kind == "throughput":
         return _parse_throughput(data, name, source)
     raise SuiteError(f"{source}: kind must be 'train' or 'throughput', got {kind!r}")
@@ -178,11 +221,11 @@ def parse_suite(text: str, name: str, source: str = "<string>") -> Suite | Throu
 # ---------------------------------------------------------------------------------- train suites
 _TOP_KEYS = ("kind", "description", "agents", "seeds", "steps", "num_envs", "config", "envs",
              "trials")
-_ENV_KEYS = ("id", "agents", "seeds", "steps", "num_envs", "env_kwargs", "config")
+_ENV_KEYS = ("id", "agents", "seeds", "steps", "num_envs", "env_kwargs", "config", "reference")
 _TRIAL_KEYS = ("env", "agent", "seed", "steps", "num_envs", "env_kwargs", "config")
 
 
-def _parse_train(data: dict[str, Any], name: str, source: str) -> Suite:
+def _parse_train(data: dict[str, Any], name: str, source: str, text: str) -> Suite:
     _check_keys(data, _TOP_KEYS, source)
     where = source
     agents = _agents(data.get("agents", ["ppo"]), f"{where}: agents")
@@ -192,10 +235,13 @@ def _parse_train(data: dict[str, Any], name: str, source: str) -> Suite:
     config = _table(data.get("config", {}), f"{where}: config")
 
     trials: list[Trial] = []
+    references: dict[str, dict[str, float]] = {}
     for i, env in enumerate(_array_of_tables(data.get("envs", []), f"{where}: envs")):
         at = f"{where}: envs[{i}]"
         _check_keys(env, _ENV_KEYS, at)
         env_id = _string(env.get("id"), f"{at}: id")
+        if "reference" in env:
+            references[env_id] = _reference(env["reference"], f"{at}: reference")
         for agent in _agents(env.get("agents", agents), f"{at}: agents"):
             for seed in _seeds(env.get("seeds", seeds), f"{at}: seeds"):
                 trials.append(
@@ -237,11 +283,13 @@ def _parse_train(data: dict[str, Any], name: str, source: str) -> Suite:
             )
         seen.add(trial.key)
     return Suite(name=name, trials=tuple(trials), description=str(data.get("description", "")),
-                 source=source)
+                 source=source, references=references, text=text)
 
 
 # ---------------------------------------------------------------------------------- throughput
-_THROUGHPUT_KEYS = ("kind", "description", "seeds", "threshold", "umbra", "sb3", "full")
+_THROUGHPUT_KEYS = ("kind", "description", "seeds", "threshold", "umbra", "sb3", "full",
+                    "memory")
+_MEMORY_KEYS = ("env", "agents", "config", "sb3", "windows", "window_steps")
 _UMBRA_KEYS = ("env", "agent", "config")
 _SB3_KEYS = tuple(RL_ZOO_CARTPOLE)
 _FULL_KEYS = ("num_envs", "steps", "cuda_num_envs", "cuda_steps")
@@ -261,6 +309,12 @@ def _parse_throughput(data: dict[str, Any], name: str, source: str) -> Throughpu
     _check_keys(sb3, _SB3_KEYS, f"{source}: [sb3]")
     full = _table(data.get("full", {}), f"{source}: full")
     _check_keys(full, _FULL_KEYS, f"{source}: [full]")
+    memory = _table(data.get("memory", {}), f"{source}: memory")
+    _check_keys(memory, _MEMORY_KEYS, f"{source}: [memory]")
+    if memory:
+        memory["agents"] = _agents(memory.get("agents", ["lstm"]), f"{source}: [memory] agents")
+        _check_keys(_table(memory.get("sb3", {}), f"{source}: [memory] sb3"), _SB3_KEYS,
+                    f"{source}: [memory] sb3")
     threshold = data.get("threshold", 475.0)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise SuiteError(f"{source}: threshold must be a number, got {threshold!r}")
@@ -272,6 +326,7 @@ def _parse_throughput(data: dict[str, Any], name: str, source: str) -> Throughpu
         umbra=umbra,
         sb3=sb3,
         full=full,
+        memory=memory,
         source=source,
     )
 
@@ -318,6 +373,19 @@ def _array_of_tables(value: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise SuiteError(f"{where}: expected an array of tables ([[...]] sections), got {value!r}")
     return value
+
+
+def _reference(value: Any, where: str) -> dict[str, float]:
+    table = _table(value, where)
+    _check_keys(table, ("random", "expert"), where)
+    for key in ("random", "expert"):
+        if key not in table:
+            raise SuiteError(f"{where}: missing key {key!r} (a reference needs random and expert)")
+        if isinstance(table[key], bool) or not isinstance(table[key], (int, float)):
+            raise SuiteError(f"{where}: {key} must be a number, got {table[key]!r}")
+    if table["random"] == table["expert"]:
+        raise SuiteError(f"{where}: random and expert must differ, both are {table['random']}")
+    return {"random": float(table["random"]), "expert": float(table["expert"])}
 
 
 def _agents(value: Any, where: str) -> list[str]:

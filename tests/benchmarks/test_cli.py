@@ -135,7 +135,8 @@ def test_a_failing_trial_is_isolated(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runner, "train", flaky_train)
     suite = write_suite(tmp_path / "tiny.toml", seeds="[0, 1, 2]")
     logdir = tmp_path / "runs"
-    assert main(["--suite", str(suite), "--logdir", str(logdir), "--no-progress"]) == 1
+    args = ["--suite", str(suite), "--logdir", str(logdir), "--no-progress", "--workers", "1"]
+    assert main(args) == 1
     captured = capsys.readouterr()
     assert "Traceback" in captured.out and "boom in seed 1" in captured.out
     assert "1 of 3 trials FAILED" in captured.err
@@ -147,7 +148,7 @@ def test_a_failing_trial_is_isolated(tmp_path, monkeypatch, capsys):
     assert "boom in seed 1" in (logdir / "tiny" / "report.md").read_text()
 
     monkeypatch.setattr(runner, "train", real_train)  # fixed: the next run retries only seed 1
-    assert main(["--suite", str(suite), "--logdir", str(logdir), "--no-progress"]) == 0
+    assert main(args) == 0
     assert capsys.readouterr().out.count("skipped") == 2
     assert (base / "seed1" / RESULT_FILE).exists() and not (base / "seed1" / ERROR_FILE).exists()
 
@@ -158,7 +159,8 @@ def test_resume_completes_an_interrupted_trial_without_duplicate_points(tmp_path
     # 4096 steps = 16 updates of 8 x 32; a checkpoint after every update; Ctrl-C after update 8.
     suite = write_suite(tmp_path / "tiny.toml", steps=4096, seeds="[0]",
                         config="config = { checkpoint_every = 1 }")
-    args = ["--suite", str(suite), "--logdir", str(tmp_path / "runs"), "--no-progress"]
+    args = ["--suite", str(suite), "--logdir", str(tmp_path / "runs"), "--no-progress",
+            "--workers", "1"]  # in this process, where the monkeypatch applies
     real_train = runner.train
 
     def interrupted_train(config, logdir=None, resume=False, progress=None):
@@ -201,7 +203,11 @@ def test_resume_completes_an_interrupted_trial_without_duplicate_points(tmp_path
         (["--suite", "missing.toml"], "does not exist"),
         (["--steps", "100"], "need --env"),
         (["--suite", "smoke", "--env", "umbra/CartPole-v0"], "not both"),
-        (["--backend", "ray"], "planned"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--suite", "smoke", "--seeds", "0"], "--seeds must be at least 1"),
+        (["--backend", "ray", "--workers", "2"], "--workers applies to --backend local"),
+        (["--address", "auto"], "add --backend ray"),
+        (["--suite", "throughput", "--workers", "2"], "do not apply to the throughput suite"),
         pytest.param(["--env", "umbra/CartPole-v0", "--device", "cuda"], "torch.cuda.is_available",
                      marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA")),
     ],

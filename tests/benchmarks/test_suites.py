@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,9 @@ def test_shipped_suites_load_and_their_trials_are_valid():
     throughput = load_suite("throughput")
     assert isinstance(throughput, ThroughputSuite) and throughput.threshold == 475.0
     assert throughput.sb3["n_envs"] == 8 and throughput.sb3["learning_rate"] == "lin_1e-3"
+    baselines = load_suite("baselines")
+    assert {"ppo", "sb3-ppo", "sb3-recurrent-ppo"} == {t.agent for t in baselines.trials}
+    check_trials(baselines.trials)
 
 
 def test_a_suite_loads_by_path(tmp_path):
@@ -68,6 +72,32 @@ def test_grid_and_explicit_trials_with_overrides():
     )
 
 
+def test_reference_scores_and_more_seeds():
+    suite = parse_suite(
+        """
+        agents = ["ppo", "mlp"]
+        seeds = [3]
+        [[envs]]
+        id = "umbra/CartPole-v0"
+        steps = 100
+        reference = { random = 22, expert = 500 }
+        [[envs]]
+        id = "umbra/Pendulum-v0"
+        """,
+        name="refs",
+    )
+    assert suite.references == {"umbra/CartPole-v0": {"random": 22.0, "expert": 500.0}}
+    more = suite.with_seeds(2)  # what --suite NAME --seeds 2 runs
+    assert [t.key for t in more.trials] == [
+        ("umbra/CartPole-v0", "ppo", 0), ("umbra/CartPole-v0", "ppo", 1),
+        ("umbra/CartPole-v0", "mlp", 0), ("umbra/CartPole-v0", "mlp", 1),
+        ("umbra/Pendulum-v0", "ppo", 0), ("umbra/Pendulum-v0", "ppo", 1),
+        ("umbra/Pendulum-v0", "mlp", 0), ("umbra/Pendulum-v0", "mlp", 1),
+    ]
+    assert more.trials[1].steps == 100 and more.references == suite.references
+    assert Suite.from_dict(json.loads(json.dumps(more.to_dict()))) == more
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -83,6 +113,9 @@ def test_grid_and_explicit_trials_with_overrides():
         ("kind = 'other'", "kind must be 'train' or 'throughput'"),
         ("kind = 'throughput'\n[umbra]\n[sb3]\nn_env = 4", "did you mean 'n_envs'?"),
         ("this is not toml", "invalid TOML"),
+        ('[[envs]]\nid = "x"\nreference = { random = 1 }', "missing key 'expert'"),
+        ('[[envs]]\nid = "x"\nreference = { random = 1, expert = 1 }', "must differ"),
+        ('[[envs]]\nid = "x"\nreference = { random = 1, expert = "a" }', "must be a number"),
     ],
 )
 def test_invalid_suites_name_the_problem(text, message):

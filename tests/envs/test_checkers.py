@@ -29,7 +29,7 @@ def warnings_as_errors():
         yield
 
 
-@pytest.mark.parametrize("env_id", envs.list_ids())
+@pytest.mark.parametrize("env_id", envs.list_ids("single-agent"))
 def test_gymnasium_check_env(env_id, warnings_as_errors):
     env = gym.make(env_id)
     assert isinstance(env.unwrapped, BatchedToGymEnv)
@@ -37,7 +37,7 @@ def test_gymnasium_check_env(env_id, warnings_as_errors):
     check_env(env.unwrapped)
 
 
-@pytest.mark.parametrize("env_id", envs.list_ids())
+@pytest.mark.parametrize("env_id", envs.list_ids("single-agent"))
 def test_gymnasium_passive_checker(env_id, warnings_as_errors):
     """With Gymnasium's passive checker switched on, reset and random steps raise no warning."""
     env = gym.make(env_id, disable_env_checker=False)
@@ -49,12 +49,12 @@ def test_gymnasium_passive_checker(env_id, warnings_as_errors):
             env.reset()
 
 
-@pytest.mark.parametrize("env_id", envs.list_ids())
+@pytest.mark.parametrize("env_id", envs.list_ids("single-agent"))
 def test_sb3_check_env(env_id, warnings_as_errors):
     sb3_check_env(gym.make(env_id).unwrapped, warn=True)
 
 
-@pytest.mark.parametrize("env_id", envs.list_ids())
+@pytest.mark.parametrize("env_id", envs.list_ids("single-agent"))
 def test_make_vec_same_step(env_id):
     """``make_vec`` gives a numpy VectorEnv that resets ended copies inside the same step."""
     num_envs = 4

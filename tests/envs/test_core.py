@@ -25,7 +25,7 @@ def _rollout(env, seed: int, steps: int, action_seed: int = 0) -> list[tuple]:
 
 
 @pytest.mark.parametrize("num_envs", [1, 5])
-@pytest.mark.parametrize("env_id", envs.list_ids())
+@pytest.mark.parametrize("env_id", envs.list_ids("single-agent"))
 def test_step_types_and_shapes(env_id, num_envs):
     env = envs.make(env_id, num_envs=num_envs)
     obs_shape = (num_envs, *env.single_observation_space.shape)
@@ -73,7 +73,7 @@ def test_same_step_autoreset():
     assert ended.all()
 
 
-@pytest.mark.parametrize("env_id", envs.list_ids())
+@pytest.mark.parametrize("env_id", envs.list_ids("single-agent"))
 def test_episode_statistics_equal_the_sum_of_rewards(env_id):
     num_envs = 6
     env = envs.make(env_id, num_envs=num_envs)
@@ -125,7 +125,7 @@ def test_cartpole_truncates_at_500_steps():
     assert (info["episode_length"] == 500).all()
 
 
-@pytest.mark.parametrize("env_id", envs.list_ids())
+@pytest.mark.parametrize("env_id", envs.list_ids("single-agent"))
 def test_same_seed_same_trajectory(env_id):
     """Same seed and actions -> identical trajectories, autoresets included."""
     first = _rollout(envs.make(env_id, num_envs=4), seed=7, steps=300)
@@ -135,7 +135,7 @@ def test_same_seed_same_trajectory(env_id):
             assert torch.equal(x, y)
 
 
-@pytest.mark.parametrize("env_id", envs.list_ids())
+@pytest.mark.parametrize("env_id", envs.list_ids("single-agent"))
 def test_different_seed_different_start(env_id):
     env = envs.make(env_id, num_envs=4)
     obs_1, _ = env.reset(seed=1)
@@ -163,7 +163,7 @@ def test_reseeding_mid_run_restarts_the_trajectory():
             assert torch.equal(x, y)
 
 
-@pytest.mark.parametrize("env_id", envs.list_ids())
+@pytest.mark.parametrize("env_id", envs.list_ids("single-agent"))
 def test_step_before_reset_raises(env_id):
     env = envs.make(env_id, num_envs=2)
     with pytest.raises(RuntimeError, match=r"reset\(\)"):

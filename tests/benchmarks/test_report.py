@@ -1,0 +1,125 @@
+"""Reports: tables with intervals from recorded trials, results.csv, plots, and regeneration."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from torch.utils.tensorboard import SummaryWriter
+
+from benchmarks import curves, report
+from benchmarks.run import main as run_main
+from benchmarks.runner import ERROR_FILE, RESULT_FILE, write_suite_file
+from benchmarks.suites import parse_suite
+
+SUITE = """
+description = "two agents, one env"
+agents = ["ppo", "mlp"]
+seeds = 4
+[[envs]]
+id = "umbra/CartPole-v0"
+reference = { random = 0.0, expert = 100.0 }
+"""
+#: Final returns by hand: IQM of 4 seeds drops the lowest and the highest.
+RETURNS = {"ppo": [10.0, 20.0, 30.0, 1000.0], "mlp": [0.0, 0.0, 5.0, 5.0]}
+
+
+def fake_suite(root: Path, failing_seed: int | None = None) -> Path:
+    """A finished suite folder without training: result.json and a short curve per trial."""
+    suite = parse_suite(SUITE, name="fake")
+    suite_dir = root / "fake"
+    write_suite_file(suite_dir, suite)
+    for trial in suite.trials:
+        folder = suite_dir / "umbra" / "CartPole-v0" / trial.agent / f"seed{trial.seed}"
+        folder.mkdir(parents=True)
+        common = {"env_id": trial.env_id, "agent": trial.agent, "seed": trial.seed}
+        if trial.agent == "mlp" and trial.seed == failing_seed:
+            (folder / ERROR_FILE).write_text(json.dumps(
+                {**common, "error": "RuntimeError: boom", "traceback": "Traceback\nboom"}))
+            continue
+        final = RETURNS[trial.agent][trial.seed]
+        (folder / RESULT_FILE).write_text(json.dumps(
+            {**common, "steps": 300, "wall_time_s": 2.0, "sps": 150.0, "final_return": final}))
+        with SummaryWriter(str(folder)) as writer:
+            for step, value in ((100, 0.0), (200, final / 2), (300, final)):
+                writer.add_scalar(curves.TAG, value, step)
+    return suite_dir
+
+
+def test_report_from_recorded_trials_has_hand_checked_statistics(tmp_path, capsys):
+    suite_dir = fake_suite(tmp_path)
+    assert report.main([str(suite_dir)]) == 0
+    text = (suite_dir / report.REPORT_FILE).read_text()
+    # ppo: IQM = mean(20, 30) = 25, mean = 265, median = 25; mlp: IQM 2.5, mean 2.5, median 2.5
+    assert "| umbra/CartPole-v0 | ppo | 4 | 25.0 [" in text
+    assert "| 265.0 [" in text
+    assert "| umbra/CartPole-v0 | mlp | 4 | 2.5 [" in text
+    # every ppo run beats every mlp run: P = 1 with a degenerate interval
+    assert "| ppo | mlp | umbra/CartPole-v0 | 1.00 [1.00, 1.00] |" in text
+    # normalised with random 0, expert 100: ppo's aggregate IQM is 0.25
+    assert "## Aggregate over environments" in text and "| ppo | 0.250 [" in text
+    assert 'agents = ["ppo", "mlp"]' in text  # the suite's file
+    assert "- torch: " in text and "- scipy: " in text and "- cores: " in text
+    for name in ("curves_umbra_CartPole-v0.png", "aggregate.png", "profiles.png"):
+        path = suite_dir / report.PLOTS_DIR / name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert f"(plots/{name})" in text
+    assert "25.0 [" in capsys.readouterr().out  # the table is printed too
+
+    rows = list(csv.DictReader((suite_dir / report.CSV_FILE).open()))
+    assert len(rows) == 8
+    ppo3 = next(r for r in rows if r["agent"] == "ppo" and r["seed"] == "3")
+    assert float(ppo3["final_return"]) == 1000.0 and float(ppo3["normalized_return"]) == 10.0
+    assert ppo3["status"] == "skipped" and ppo3["folder"].endswith("seed3")
+
+
+def test_a_failed_trial_is_listed_and_left_out_of_the_statistics(tmp_path):
+    suite_dir = fake_suite(tmp_path, failing_seed=0)
+    assert report.main([str(suite_dir), "--no-plots"]) == 0
+    text = (suite_dir / report.REPORT_FILE).read_text()
+    assert "| mlp | 3 (1 failed) | 3.3 [" in text  # 3 seeds left, [0, 5, 5]: nothing cut
+    assert "## Failures" in text and "mlp seed0: boom" in text
+    rows = list(csv.DictReader((suite_dir / report.CSV_FILE).open()))
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["error"] == "boom"
+    assert not (suite_dir / report.PLOTS_DIR).exists()
+
+
+def test_regenerating_an_empty_folder_says_what_to_pass(tmp_path, capsys):
+    assert report.main([str(tmp_path)]) == 2
+    assert "no result.json" in capsys.readouterr().err
+
+
+def test_curves_are_interpolated_on_a_common_grid():
+    curve = curves.Curve(np.array([100.0, 200.0]), np.array([1.0, 3.0]))
+    grid = np.array([0.0, 100.0, 150.0, 200.0, 300.0])
+    np.testing.assert_allclose(curves.on_grid([curve], grid)[0], [np.nan, 1, 2, 3, 3])
+    values = np.array([[np.nan, 1.0, 2.0], [0.0, 3.0, 4.0]])
+    b = curves.band(values, np.array([0.0, 1.0, 2.0]), reps=100)
+    np.testing.assert_allclose(b.steps, [1.0, 2.0])  # only where every seed has a value
+    np.testing.assert_allclose(b.point, [2.0, 3.0])
+    assert np.all(b.low <= b.point) and np.all(b.point <= b.high) and b.runs == 2
+
+
+def test_a_real_tiny_suite_writes_the_report_and_regenerates_it(tmp_path, capsys):
+    path = tmp_path / "tiny.toml"
+    path.write_text('seeds = 2\nsteps = 1024\nnum_envs = 8\n'
+                    '[[envs]]\nid = "umbra/CartPole-v0"\n', encoding="utf-8")
+    logdir = tmp_path / "runs"
+    assert run_main(["--suite", str(path), "--logdir", str(logdir), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    suite_dir = logdir / "tiny"
+    first = (suite_dir / report.REPORT_FILE).read_text()
+    assert "final return IQM [95% CI]" in printed and "final return IQM [95% CI]" in first
+    curve = curves.read_curve(suite_dir / "umbra" / "CartPole-v0" / "ppo" / "seed0")
+    assert curve is not None and curve.steps[-1] == 1024 and np.all(np.diff(curve.steps) > 0)
+    assert (suite_dir / report.PLOTS_DIR / "curves_umbra_CartPole-v0.png").stat().st_size > 0
+    assert len(list(csv.DictReader((suite_dir / report.CSV_FILE).open()))) == 2
+
+    (suite_dir / report.REPORT_FILE).unlink()
+    assert report.main([str(suite_dir)]) == 0
+    again = (suite_dir / report.REPORT_FILE).read_text()
+    table = [line for line in first.splitlines() if line.startswith("| umbra/CartPole-v0 | ppo")]
+    assert table and all(line in again for line in table)
