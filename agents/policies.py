@@ -240,6 +240,10 @@ class ActorCritic(nn.Module):
             episode_start = torch.zeros(obs.shape[0], dtype=torch.bool, device=obs.device)
         if not state:
             state = self.initial_state(obs.shape[0])
-        y, _, state = self._trunks(obs.unsqueeze(0), state, episode_start.unsqueeze(0))
+        # Acting needs the actor's trunk only; the critic's part of the state is passed through.
+        split = len(state) // 2 if self.critic_core is not None else len(state)
+        y, actor_state = self.core(self.encoder(obs.unsqueeze(0)), state[:split],
+                                   episode_start.unsqueeze(0))
+        state = actor_state + state[split:]
         action = self.actor.mode(y[0]) if deterministic else self.actor.sample(y[0])[0]
         return action, state
