@@ -12,8 +12,10 @@ whatever happens to the others or to the caller.
   threads and ignores Ctrl-C: the main process handles it, and :meth:`ProcessBackend.stop`
   terminates the workers, leaving interrupted trials with their checkpoints for ``--resume``.
 - :class:`RayBackend`: one Ray task per trial (``ray.init(address=...)``; the optional extra
-  ``pip install umbra[ray]``). Progress travels through a ``ray.util.queue.Queue``. The trial
-  folders must be on storage every node sees (a local Ray instance, or a shared filesystem).
+  ``pip install umbra[ray]``). Progress travels to a small actor by fire-and-forget calls (a
+  task blocked in ``ray.get`` lends its CPU to another task, which would oversubscribe the
+  node). The trial folders must be on storage every node sees (a local Ray instance, or a
+  shared filesystem).
 """
 
 from __future__ import annotations
@@ -158,7 +160,6 @@ class RayBackend:
                  gpus_per_trial: float = 0.0):
         try:
             import ray
-            from ray.util.queue import Queue
         except ImportError as err:
             raise ImportError(
                 "--backend ray needs Ray: pip install -c constraints.txt -e '.[ray]' "
@@ -168,7 +169,7 @@ class RayBackend:
         self._started_here = not ray.is_initialized()
         if self._started_here:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        self._progress = Queue()
+        self._progress = ray.remote(num_cpus=0)(ProgressLog).remote()
         self._task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
                                 max_retries=0)(_run_ray_job)
         self._threads = max(1, int(cpus_per_trial))
@@ -186,24 +187,33 @@ class RayBackend:
             job = self._refs.pop(ref)
             ended.append((job.index, _outcome(job, lambda ref=ref: self._ray.get(ref),
                                               "a Ray task")))
-        progress = []
-        while not self._progress.empty():
-            try:
-                progress.append(self._progress.get_nowait())
-            except queue.Empty:  # ray.util.queue.Empty subclasses queue.Empty
-                break
-        return ended, progress
+        return ended, self._ray.get(self._progress.drain.remote())
 
     def stop(self) -> None:
         for ref in list(self._refs):
             self._ray.cancel(ref, force=True)
         self._refs.clear()
-        self._progress.shutdown(force=True)
+        self._ray.kill(self._progress)
         if self._started_here:
             self._ray.shutdown()
 
 
-def _run_ray_job(job: Job, progress_queue: Any, threads: int) -> TrialOutcome:
+class ProgressLog:
+    """A Ray actor (0 CPUs) collecting ``(job index, step)`` reports until the driver drains
+    them."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, int]] = []
+
+    def put(self, item: tuple[int, int]) -> None:
+        self.items.append(item)
+
+    def drain(self) -> list[tuple[int, int]]:
+        items, self.items = self.items, []
+        return items
+
+
+def _run_ray_job(job: Job, progress_log: Any, threads: int) -> TrialOutcome:
     """A Ray task: run the trial on whichever node Ray chose, reporting progress."""
     import torch
 
@@ -211,7 +221,7 @@ def _run_ray_job(job: Job, progress_queue: Any, threads: int) -> TrialOutcome:
 
     torch.set_num_threads(threads)
     return run_trial(job.trial, job.config, job.logdir, suite=job.suite, resume=job.resume,
-                     progress=lambda step: progress_queue.put_nowait((job.index, int(step))))
+                     progress=lambda step: progress_log.put.remote((job.index, int(step))))
 
 
 # ---------------------------------------------------------------------------------- helpers

@@ -63,16 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     oneoff = parser.add_argument_group("one-off trials (instead of a suite)")
     oneoff.add_argument("--env", metavar="ID",
                         help="native id (umbra/CartPole-v0), Gymnasium id or package.module:Class")
-    oneoff.add_argument("--agent", help="agent name (default: ppo)")
+    oneoff.add_argument("--agent", help="agent name (default: ppo): an Umbra preset or a "
+                        "baseline, sb3-ppo, sb3-recurrent-ppo or sb3-maskable-ppo")
     oneoff.add_argument("--steps", type=int, metavar="N",
                         help="environment steps per trial (default: the agent preset's)")
-    oneoff.add_argument("--seeds", type=int, metavar="K",
-                        help="run seeds 0..K-1 (default: 1; with a suite: replaces its seeds)")
     oneoff.add_argument("--num-envs", type=int, metavar="E",
                         help="parallel environment copies (default: the agent preset's)")
     oneoff.add_argument("--env-kwargs", metavar="JSON",
                         help='environment arguments as a JSON object, e.g. \'{"debug": true}\'')
     common = parser.add_argument_group("for suites and one-off trials")
+    common.add_argument("--seeds", type=int, metavar="K",
+                        help="run seeds 0..K-1 (one-off default: 1; for a suite: instead of its "
+                        "own seeds)")
     common.add_argument("--device", choices=("auto", "cpu", "cuda"),
                         help="where training runs (default: the agent preset's)")
     common.add_argument("--logdir", default="runs", metavar="DIR",

@@ -356,8 +356,8 @@ def run_trials(
                                             resume=resume,
                                             progress=lambda step, i=job.index: advance(i, step)))
         elif jobs:
-            backend = backend or ProcessBackend(min(workers, len(jobs)),
-                                                threads_per_worker(workers))
+            processes = min(workers, len(jobs))
+            backend = backend or ProcessBackend(processes, threads_per_worker(processes))
             bar.set_description(f"{len(jobs)} trials")
             backend.submit(jobs)
             while any(outcomes[job.index] is None for job in jobs):

@@ -7,7 +7,7 @@ import multiprocessing
 
 import pytest
 
-from benchmarks.backends import threads_per_worker
+from benchmarks.backends import ProcessBackend, threads_per_worker
 from benchmarks.run import main
 from benchmarks.runner import ERROR_FILE, RESULT_FILE, check_trials, run_trials, trial_dir
 from benchmarks.suites import Trial
@@ -44,7 +44,7 @@ def test_threads_are_shared_out(monkeypatch):
 
 
 def test_ctrl_c_stops_the_workers_and_keeps_finished_results(tmp_path):
-    trials = [Trial("umbra/CartPole-v0", "ppo", seed, steps=256, num_envs=8) for seed in range(3)]
+    trials = [Trial("umbra/CartPole-v0", "ppo", seed, steps=256, num_envs=8) for seed in range(2)]
     configs = check_trials(trials, device="cpu")
     finished = []
 
@@ -54,7 +54,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_finished_results(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run_trials(trials, configs, root=tmp_path, suite="s", show_progress=False,
-                   log=log_then_ctrl_c, workers=2)
+                   log=log_then_ctrl_c, backend=ProcessBackend(workers=1, threads=1))
     assert not multiprocessing.active_children(), "worker processes left running"
     [line] = finished
     seed = int(line.split(" seed")[1].split(":")[0])
