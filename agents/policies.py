@@ -9,6 +9,8 @@ the action space. Every method takes time-major sequences ``[T, B, ...]``; the r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -16,6 +18,21 @@ import torch
 from torch import nn
 
 from agents.memory import MemoryCore, State, make_core
+
+#: The Dict-observation key that carries valid actions (PettingZoo's convention).
+ACTION_MASK = "action_mask"
+
+
+def tree_map(fn: Callable[[torch.Tensor], torch.Tensor], obs: Any) -> Any:
+    """Apply ``fn`` to a tensor, or to every tensor of a dict observation."""
+    if isinstance(obs, dict):
+        return {key: fn(value) for key, value in obs.items()}
+    return fn(obs)
+
+
+def unsqueeze0(t: torch.Tensor) -> torch.Tensor:
+    """A batch of one step: ``[B, ...]`` -> ``[1, B, ...]``."""
+    return t.unsqueeze(0)
 
 
 def _init(layer: nn.Linear, gain: float) -> nn.Linear:
@@ -57,6 +74,58 @@ class VectorEncoder(nn.Module):
         return self.net(x)
 
 
+class DictEncoder(nn.Module):
+    """Concatenate the flattened entries of a Dict observation (``action_mask`` excluded), then
+    ``Linear -> tanh``.
+
+    Shapes:
+        each entry ``[T, B, *shape]`` -> ``[T, B, hidden_size]``.
+    """
+
+    def __init__(self, observation_space: gym.spaces.Dict, hidden_size: int):
+        super().__init__()
+        self.keys = [k for k in observation_space.spaces if k != ACTION_MASK]
+        widths = []
+        for key in self.keys:
+            sub = observation_space[key]
+            if isinstance(sub, gym.spaces.Discrete):
+                widths.append(int(sub.n))
+            elif isinstance(sub, gym.spaces.Box):
+                widths.append(int(np.prod(sub.shape)))
+            else:
+                raise TypeError(f"no encoder for Dict entry {key!r}: {sub} (expected Box or "
+                                "Discrete)")
+        self.one_hot = {k: int(observation_space[k].n) for k in self.keys
+                        if isinstance(observation_space[k], gym.spaces.Discrete)}
+        self.out_features = hidden_size
+        self.net = nn.Sequential(_init(nn.Linear(sum(widths), hidden_size), math.sqrt(2)),
+                                 nn.Tanh())
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = []
+        for key in self.keys:
+            value = obs[key]
+            if key in self.one_hot:
+                parts.append(nn.functional.one_hot(value.long(), self.one_hot[key]).float())
+            else:
+                parts.append(value.flatten(2).float())
+        return self.net(torch.cat(parts, dim=-1))
+
+
+def make_encoder(observation_space: gym.Space, hidden_size: int) -> nn.Module:
+    """The encoder for an observation space: vectors -> MLP, Dicts -> concatenation + MLP."""
+    if isinstance(observation_space, gym.spaces.Dict):
+        return DictEncoder(observation_space, hidden_size)
+    return VectorEncoder(observation_space, hidden_size)
+
+
+def action_mask(obs: Any) -> torch.Tensor | None:
+    """The ``action_mask`` entry of a Dict observation as bool (PettingZoo's convention)."""
+    if isinstance(obs, dict) and ACTION_MASK in obs:
+        return obs[ACTION_MASK].bool()
+    return None
+
+
 class CategoricalHead(nn.Module):
     """Categorical policy over ``Discrete(n)``: ``logits = W y``, actions ``start .. start+n-1``."""
 
@@ -65,21 +134,31 @@ class CategoricalHead(nn.Module):
         self.start = int(space.start)
         self.linear = _init(nn.Linear(in_features, int(space.n)), 0.01)
 
-    def sample(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logp = torch.log_softmax(self.linear(y), dim=-1)
+    def _log_probs(self, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        logits = self.linear(y)
+        if mask is not None:  # invalid actions get probability 0
+            logits = logits.masked_fill(~mask, -1e8)
+        return torch.log_softmax(logits, dim=-1)
+
+    def sample(
+        self, y: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = self._log_probs(y, mask)
         # Gumbel-max: one kernel chain, no torch.distributions overhead in the hot loop.
         gumbel = -torch.log(-torch.log(torch.rand_like(logp).clamp_(1e-20, 1.0)))
         index = (logp + gumbel).argmax(dim=-1)
         return index + self.start, logp.gather(-1, index.unsqueeze(-1)).squeeze(-1)
 
-    def evaluate(self, y: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logp = torch.log_softmax(self.linear(y), dim=-1)
+    def evaluate(
+        self, y: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = self._log_probs(y, mask)
         index = (action.long() - self.start).unsqueeze(-1)
         entropy = -(logp.exp() * logp).sum(-1)
         return logp.gather(-1, index).squeeze(-1), entropy
 
-    def mode(self, y: torch.Tensor) -> torch.Tensor:
-        return self.linear(y).argmax(dim=-1) + self.start
+    def mode(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self._log_probs(y, mask).argmax(dim=-1) + self.start
 
 
 class GaussianHead(nn.Module):
@@ -100,18 +179,22 @@ class GaussianHead(nn.Module):
         z = (flat_action - mean) * torch.exp(-self.log_std)
         return (-0.5 * z.square() - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
-    def sample(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, y: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         mean = self.mean(y)
         flat = mean + torch.randn_like(mean) * self.log_std.exp()
         return flat.unflatten(-1, self.shape), self._log_prob(mean, flat)
 
-    def evaluate(self, y: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def evaluate(
+        self, y: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         mean = self.mean(y)
         logp = self._log_prob(mean, action.flatten(y.dim() - 1).float())
         entropy = (0.5 + 0.5 * math.log(2 * math.pi) + self.log_std).sum().expand_as(logp)
         return logp, entropy
 
-    def mode(self, y: torch.Tensor) -> torch.Tensor:
+    def mode(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.mean(y).unflatten(-1, self.shape)
 
 
@@ -164,7 +247,7 @@ class ActorCritic(nn.Module):
             for module in core_.modules():
                 if isinstance(module, nn.Linear):
                     _init(module, math.sqrt(2))
-            return VectorEncoder(space, hidden_size), core_
+            return make_encoder(space, hidden_size), core_
 
         self.encoder, self.core = trunk(observation_space)
         self.critic_encoder, self.critic_core = (None, None) if shared_trunk else trunk(
@@ -202,10 +285,10 @@ class ActorCritic(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
         """Sample one step. ``obs`` ``[B, ...]`` -> ``(action, logprob [B], value [B], state)``."""
         y, y_critic, state = self._trunks(
-            obs.unsqueeze(0), state, episode_start.unsqueeze(0),
+            tree_map(unsqueeze0, obs), state, episode_start.unsqueeze(0),
             None if critic_obs is None else critic_obs.unsqueeze(0),
         )
-        action, logprob = self.actor.sample(y[0])
+        action, logprob = self.actor.sample(y[0], action_mask(obs))
         return action, logprob, self.critic(y_critic[0]).squeeze(-1), state
 
     def value(
@@ -227,7 +310,7 @@ class ActorCritic(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-probability, entropy and value of stored sequences, each ``[T, B]``."""
         y, y_critic, _ = self._trunks(obs, state, episode_start, critic_obs)
-        logprob, entropy = self.actor.evaluate(y, action)
+        logprob, entropy = self.actor.evaluate(y, action, action_mask(obs))
         return logprob, entropy, self.critic(y_critic).squeeze(-1)
 
     @torch.no_grad()
@@ -236,14 +319,16 @@ class ActorCritic(nn.Module):
         deterministic: bool = True,
     ) -> tuple[torch.Tensor, State]:
         """Actions for a batch ``obs`` ``[B, ...]`` (the mode when ``deterministic``)."""
+        first = next(iter(obs.values())) if isinstance(obs, dict) else obs
         if episode_start is None:
-            episode_start = torch.zeros(obs.shape[0], dtype=torch.bool, device=obs.device)
+            episode_start = torch.zeros(first.shape[0], dtype=torch.bool, device=first.device)
         if not state:
-            state = self.initial_state(obs.shape[0])
+            state = self.initial_state(first.shape[0])
         # Acting needs the actor's trunk only; the critic's part of the state is passed through.
         split = len(state) // 2 if self.critic_core is not None else len(state)
-        y, actor_state = self.core(self.encoder(obs.unsqueeze(0)), state[:split],
+        y, actor_state = self.core(self.encoder(tree_map(unsqueeze0, obs)), state[:split],
                                    episode_start.unsqueeze(0))
         state = actor_state + state[split:]
-        action = self.actor.mode(y[0]) if deterministic else self.actor.sample(y[0])[0]
+        mask = action_mask(obs)
+        action = self.actor.mode(y[0], mask) if deterministic else self.actor.sample(y[0], mask)[0]
         return action, state

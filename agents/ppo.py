@@ -33,7 +33,7 @@ import envs
 from agents.memory import CORES
 from agents.multiagent import AgentBatch
 from agents.policies import ActorCritic
-from agents.rollout import Carry, Rollout, collect
+from agents.rollout import Carry, Rollout, collect, space_spec
 from envs.core import resolve_device, torch_dtype
 
 CHECKPOINT = "checkpoints/latest.pt"
@@ -221,8 +221,9 @@ def train(
     sequence_length = None
     if policy.core.recurrent:
         sequence_length = config.sequence_length or config.num_steps
-    buf = Rollout(config.num_steps, env.num_envs, obs_space.shape, act_space.shape,
-                  torch_dtype(obs_space), torch_dtype(act_space), device, sequence_length)
+    obs_shape, obs_dtype = space_spec(obs_space)
+    buf = Rollout(config.num_steps, env.num_envs, obs_shape, act_space.shape,
+                  obs_dtype, torch_dtype(act_space), device, sequence_length)
     start_update, global_step, elapsed_before = 0, 0, 0.0
     recent_returns: deque[float] = deque(maxlen=100)
     episodes = 0

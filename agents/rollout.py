@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import torch
 
 from agents.memory import State
-from agents.policies import ActorCritic
-from envs.core import BatchedEnv
+from agents.policies import ActorCritic, tree_map, unsqueeze0
+from envs.core import BatchedEnv, torch_dtype
 
 
 def compute_gae(
@@ -71,6 +72,28 @@ def clip_action(action: torch.Tensor, bounds: Bounds) -> torch.Tensor:
     return torch.minimum(torch.maximum(action, bounds[0]), bounds[1])
 
 
+def space_spec(space: gym.Space) -> tuple[Any, Any]:
+    """``(shape, dtype)`` of one element of ``space``; dicts of them for a Dict space."""
+    if isinstance(space, gym.spaces.Dict):
+        specs = {key: space_spec(sub) for key, sub in space.spaces.items()}
+        return {k: v[0] for k, v in specs.items()}, {k: v[1] for k, v in specs.items()}
+    return tuple(space.shape), torch_dtype(space)
+
+
+def _zeros(size: tuple[int, ...], shape: Any, dtype: Any, device: torch.device) -> Any:
+    if isinstance(shape, dict):
+        return {key: _zeros(size, shape[key], dtype[key], device) for key in shape}
+    return torch.zeros(size + tuple(shape), dtype=dtype, device=device)
+
+
+def _store(buffer: Any, t: int, value: Any) -> None:
+    if isinstance(buffer, dict):
+        for key in buffer:
+            buffer[key][t] = value[key]
+    else:
+        buffer[t] = value
+
+
 @dataclass
 class Carry:
     """What one rollout hands to the next: the current observation, core state, episode starts
@@ -107,9 +130,9 @@ def collect(
     """
     obs, state, episode_start = carry.obs, carry.state, carry.episode_start
     critic_obs = carry.critic_obs
-    bounds = action_bounds(env.single_action_space, obs.device)
+    bounds = action_bounds(env.single_action_space, env.device)
     for t in range(buf.num_steps):
-        buf.obs[t] = obs
+        _store(buf.obs, t, obs)
         buf.episode_starts[t] = episode_start
         buf.store_state(t, state)
         if critic_obs is not None:
@@ -118,7 +141,8 @@ def collect(
         obs, reward, terminated, truncated, info = env.step(clip_action(action, bounds))
         final_critic = info.get("final_critic_obs")
         final_value = policy.value(
-            info["final_obs"].unsqueeze(0), state, torch.zeros_like(episode_start).unsqueeze(0),
+            tree_map(unsqueeze0, info["final_obs"]), state,
+            torch.zeros_like(episode_start).unsqueeze(0),
             None if final_critic is None else final_critic.unsqueeze(0),
         )[0]
         critic_obs = info.get("critic_obs")
@@ -132,7 +156,7 @@ def collect(
         buf.episode_return[t] = info["episode_return"]
         buf.episode_length[t] = info["episode_length"]
         buf.episode_done[t] = info["_episode"]
-    next_value = policy.value(obs.unsqueeze(0), state, episode_start.unsqueeze(0),
+    next_value = policy.value(tree_map(unsqueeze0, obs), state, episode_start.unsqueeze(0),
                               None if critic_obs is None else critic_obs.unsqueeze(0))[0]
     buf.advantages, buf.returns = compute_gae(
         buf.rewards, buf.values, buf.dones, next_value, gamma, gae_lambda
@@ -161,8 +185,9 @@ class Rollout:
     Args:
         num_steps: Steps per copy per rollout.
         num_envs: Copies of the environment.
-        obs_shape, action_shape: Shapes of one observation / action.
-        obs_dtype, action_dtype: Their torch dtypes.
+        obs_shape, action_shape: Shapes of one observation / action (a dict of shapes for a
+            Dict observation; :func:`space_spec` gives them).
+        obs_dtype, action_dtype: Their torch dtypes (a dict for a Dict observation).
         device: Where everything lives.
         sequence_length: ``None`` for feed-forward cores: minibatches shuffle single steps.
             Otherwise minibatches hold whole chunks of this many steps per copy (it must divide
@@ -173,9 +198,9 @@ class Rollout:
         self,
         num_steps: int,
         num_envs: int,
-        obs_shape: tuple[int, ...],
+        obs_shape: tuple[int, ...] | dict[str, tuple[int, ...]],
         action_shape: tuple[int, ...],
-        obs_dtype: torch.dtype,
+        obs_dtype: torch.dtype | dict[str, torch.dtype],
         action_dtype: torch.dtype,
         device: torch.device,
         sequence_length: int | None = None,
@@ -186,7 +211,7 @@ class Rollout:
         self.num_steps, self.num_envs = num_steps, num_envs
         self.sequence_length = sequence_length
         size = (num_steps, num_envs)
-        self.obs = torch.zeros(size + obs_shape, dtype=obs_dtype, device=device)
+        self.obs = _zeros(size, obs_shape, obs_dtype, device)
         self.actions = torch.zeros(size + action_shape, dtype=action_dtype, device=device)
         self.logprobs = torch.zeros(size, device=device)
         self.values = torch.zeros(size, device=device)
@@ -247,9 +272,14 @@ class Rollout:
         if self.sequence_length is None:
             total = self.num_steps * self.num_envs
             order = torch.randperm(total, device=device, generator=generator)
-            flat = {k: f.reshape((total,) + f.shape[2:]) for k, f in fields.items()}
+            flat = {k: tree_map(lambda f: f.reshape((total,) + f.shape[2:]), f)
+                    for k, f in fields.items()}
             for index in order.chunk(num_minibatches):
-                yield Minibatch(**{k: f[index].unsqueeze(0) for k, f in flat.items()}, state=())
+
+                def pick(f: torch.Tensor, index: torch.Tensor = index) -> torch.Tensor:
+                    return f[index].unsqueeze(0)
+
+                yield Minibatch(**{k: tree_map(pick, f) for k, f in flat.items()}, state=())
             return
         length = self.sequence_length
         chunks = self.num_steps // length
@@ -260,13 +290,17 @@ class Rollout:
                 (length, chunks * self.num_envs) + f.shape[2:]
             )
 
-        seqs = {k: to_chunks(f) for k, f in fields.items()}
+        seqs = {k: tree_map(to_chunks, f) for k, f in fields.items()}
         # Stored states are [chunks, layers, N, ...] -> [layers, chunks * N, ...].
         starts = [s.transpose(0, 1).flatten(1, 2) for s in self.states]
         order = torch.randperm(chunks * self.num_envs, device=device, generator=generator)
         for index in order.chunk(num_minibatches):
             state = tuple(s.index_select(1, index) for s in starts)
-            yield Minibatch(**{k: f[:, index] for k, f in seqs.items()}, state=state)
+
+            def pick_seq(f: torch.Tensor, index: torch.Tensor = index) -> torch.Tensor:
+                return f[:, index]
+
+            yield Minibatch(**{k: tree_map(pick_seq, f) for k, f in seqs.items()}, state=state)
 
 
 @torch.no_grad()
@@ -281,8 +315,8 @@ def evaluate(
     """
     obs, _ = env.reset(seed=seed)
     state = policy.initial_state(env.num_envs)
-    episode_start = torch.ones(env.num_envs, dtype=torch.bool, device=obs.device)
-    bounds = action_bounds(env.single_action_space, obs.device)
+    episode_start = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
+    bounds = action_bounds(env.single_action_space, env.device)
     returns: list[float] = []
     while len(returns) < num_episodes:
         action, state = policy.predict(obs, state, episode_start, deterministic=deterministic)

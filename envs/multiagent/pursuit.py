@@ -105,11 +105,18 @@ class Pursuit(MultiAgentBatchedEnv):
                                      device=self.device)
         self.prey = torch.zeros(self.num_envs, 2, dtype=torch.int64, device=self.device)
         self._moves = torch.tensor(MOVES, dtype=torch.int64, device=self.device)
-        span = torch.arange(-self.view_radius, self.view_radius + 1, device=self.device)
+        # Windows are read from grids padded by ``view_radius`` on every side, as flat indices.
+        r, padded = self.view_radius, self.size + 2 * self.view_radius
+        self._padded = padded
+        walls = torch.ones(padded, padded, device=self.device)
+        walls[r : r + self.size, r : r + self.size] = 0.0
+        self._walls = walls.reshape(-1)
+        span = torch.arange(-r, r + 1, device=self.device)
         dy, dx = torch.meshgrid(span, span, indexing="ij")
-        #: Window offsets ``[W * W, 2]`` (x, y), rows from low to high y.
-        self._window = torch.stack((dx.reshape(-1), dy.reshape(-1)), dim=1)
-        self._not_self = ~torch.eye(self.num_agents, dtype=torch.bool, device=self.device)
+        #: Flat offsets of the window's cells from its centre, rows from low to high y.
+        self._window = (dx + padded * dy).reshape(-1)
+        #: 1 at the window's centre: where a predator sees itself.
+        self._centre = (self._window == 0).to(torch.float32)
 
     # ------------------------------------------------------------------ dynamics
     def _reset_copies(self, mask: torch.Tensor, options: dict | None = None) -> None:
@@ -144,16 +151,24 @@ class Pursuit(MultiAgentBatchedEnv):
         return (self.predators == self.prey[:, None]).all(dim=-1).any(dim=1)
 
     # ------------------------------------------------------------------ what agents see
+    def _flat(self, cells: torch.Tensor) -> torch.Tensor:
+        """Flat indices into the padded grid of cells ``[..., 2]`` (x, y)."""
+        x, y = (cells + self.view_radius).unbind(-1)
+        return x + self._padded * y
+
     def _observe(self) -> torch.Tensor:
         n, a = self.num_envs, self.num_agents
-        cells = self.predators[:, :, None] + self._window  # [N, A, W*W, 2]
-        outside = ((cells < 0) | (cells >= self.size)).any(dim=-1)
-        same = (cells[:, :, :, None] == self.predators[:, None, None]).all(dim=-1)  # [N,A,W*W,A]
-        others = (same & self._not_self[None, :, None, :]).any(dim=-1)
-        prey = (cells == self.prey[:, None, None]).all(dim=-1)
-        window = torch.cat((outside, others, prey), dim=-1).to(torch.float32)
+        centre = self._flat(self.predators)  # [N, A]
+        index = (centre[:, :, None] + self._window).reshape(n, -1)  # [N, A * W * W]
+        crowd = torch.zeros(n, self._padded**2, device=self.device)
+        crowd.scatter_add_(1, centre, torch.ones(n, a, device=self.device))
+        prey = torch.zeros(n, self._padded**2, device=self.device)
+        prey.scatter_(1, self._flat(self.prey)[:, None], 1.0)
+        walls = self._walls[index].reshape(n, a, -1)
+        others = (crowd.gather(1, index).reshape(n, a, -1) - self._centre) > 0
+        seen_prey = prey.gather(1, index).reshape(n, a, -1)
         own = self.predators.to(torch.float32) / (self.size - 1)
-        return torch.cat((window, own), dim=-1).reshape(n, a, -1)
+        return torch.cat((walls, others.to(torch.float32), seen_prey, own), dim=-1)
 
     def _state(self) -> torch.Tensor:
         everyone = torch.cat((self.predators, self.prey[:, None]), dim=1)

@@ -87,3 +87,11 @@ def test_centralised_critic_needs_a_multi_agent_env():
     with pytest.raises(ValueError, match="multi-agent"):
         train(PPOConfig(env_id="umbra/CartPole-v0", centralised_critic=True, total_steps=64,
                         num_envs=2, num_steps=32, device="cpu"))
+
+
+def test_ppo_trains_on_a_third_party_pettingzoo_env():
+    # mpe2's simple_spread (the PettingZoo MPE suite) through envs.make's module:factory form.
+    result = train(PPOConfig(env_id="mpe2.simple_spread_v3:parallel_env", num_envs=4,
+                             num_steps=32, total_steps=1024, device="cpu",
+                             centralised_critic=True))
+    assert result.metrics["steps"] == 1024 and result.metrics["episodes"] > 0
