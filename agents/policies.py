@@ -112,8 +112,59 @@ class DictEncoder(nn.Module):
         return self.net(torch.cat(parts, dim=-1))
 
 
-def make_encoder(observation_space: gym.Space, hidden_size: int) -> nn.Module:
-    """The encoder for an observation space: vectors -> MLP, Dicts -> concatenation + MLP."""
+class GraphObsEncoder(nn.Module):
+    """Padded graph observations (DESIGN.md contract 1) -> a graph embedding, by a PyG GNN.
+
+    ``graphs.GraphEncoder`` (GCN, GAT, GATv2, GIN or GraphSAGE, with a mean/max/attention
+    readout) embeds the graph; ``Linear -> tanh`` maps the readout to the core's width. Edges are
+    not validated here (validation synchronises with the device); the environment's adapters and
+    tests check the padded form.
+
+    Args:
+        observation_space: A Dict with ``x`` ``[N_max, F]``, ``edge_index``, ``node_mask``,
+            ``edge_mask`` (and optionally ``edge_attr``, ``action_mask``).
+        hidden_size: Width of the GNN and of the output.
+        model, num_layers, readout: See ``graphs.GraphEncoder``.
+
+    Shapes:
+        entries ``[T, B, ...]`` -> ``[T, B, hidden_size]``.
+    """
+
+    def __init__(self, observation_space: gym.spaces.Dict, hidden_size: int, model: str = "gcn",
+                 num_layers: int = 2, readout: str = "mean"):
+        super().__init__()
+        from graphs import GraphEncoder
+
+        in_features = int(observation_space["x"].shape[-1])
+        self.gnn = GraphEncoder(in_features, hidden_size, num_layers, model, readout,
+                                validate=False)
+        self.out_features = hidden_size
+        self.net = nn.Sequential(_init(nn.Linear(hidden_size, hidden_size), math.sqrt(2)),
+                                 nn.Tanh())
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        _, graph = self.gnn({k: v for k, v in obs.items() if k in GRAPH_KEYS})
+        return self.net(graph)
+
+
+#: The keys of a padded graph observation (``edge_attr`` is optional).
+GRAPH_KEYS = ("x", "edge_index", "node_mask", "edge_mask", "edge_attr")
+
+
+def is_graph_space(space: gym.Space) -> bool:
+    """A Dict space holding the padded graph form."""
+    return isinstance(space, gym.spaces.Dict) and all(
+        key in space.spaces for key in GRAPH_KEYS[:4]
+    )
+
+
+def make_encoder(
+    observation_space: gym.Space, hidden_size: int, encoder_kwargs: dict | None = None
+) -> nn.Module:
+    """The encoder for an observation space (DESIGN.md contract 2): padded graphs -> GNN,
+    other Dicts -> concatenation + MLP, vectors -> MLP. ``encoder_kwargs`` go to the GNN."""
+    if is_graph_space(observation_space):
+        return GraphObsEncoder(observation_space, hidden_size, **(encoder_kwargs or {}))
     if isinstance(observation_space, gym.spaces.Dict):
         return DictEncoder(observation_space, hidden_size)
     return VectorEncoder(observation_space, hidden_size)
@@ -222,6 +273,7 @@ class ActorCritic(nn.Module):
         critic_observation_space: What the value head sees when it is not the observation (the
             global state of a multi-agent task: MAPPO's centralised critic); needs
             ``shared_trunk=False``. Methods then take ``critic_obs`` beside ``obs``.
+        encoder_kwargs: Options of the graph encoder (``model``, ``num_layers``, ``readout``).
 
     Shapes:
         ``obs`` ``[T, B, *obs_shape]``, ``episode_start`` ``[T, B]``, ``action`` ``[T, B,
@@ -237,6 +289,7 @@ class ActorCritic(nn.Module):
         core_kwargs: dict | None = None,
         shared_trunk: bool = False,
         critic_observation_space: gym.Space | None = None,
+        encoder_kwargs: dict | None = None,
     ):
         super().__init__()
         if shared_trunk and critic_observation_space is not None:
@@ -247,7 +300,7 @@ class ActorCritic(nn.Module):
             for module in core_.modules():
                 if isinstance(module, nn.Linear):
                     _init(module, math.sqrt(2))
-            return make_encoder(space, hidden_size), core_
+            return make_encoder(space, hidden_size, encoder_kwargs), core_
 
         self.encoder, self.core = trunk(observation_space)
         self.critic_encoder, self.critic_core = (None, None) if shared_trunk else trunk(

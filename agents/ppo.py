@@ -63,6 +63,9 @@ class PPOConfig:
     """Width of the encoder and the core."""
     core_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra arguments of the core (layers, heads, window...)."""
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Options of the graph encoder for graph observations: ``model`` (gcn, gat, gatv2, gin,
+    sage), ``num_layers``, ``readout`` (mean, max, attention)."""
     shared_trunk: bool = False
     """One encoder and core for policy and value; False gives the value head its own."""
     centralised_critic: bool = False
@@ -214,7 +217,8 @@ def train(
     obs_space, act_space = env.single_observation_space, env.single_action_space
     policy = ActorCritic(obs_space, act_space, config.core, config.hidden_size,
                          config.core_kwargs, config.shared_trunk,
-                         getattr(env, "critic_observation_space", None)).to(device)
+                         getattr(env, "critic_observation_space", None),
+                         config.encoder_kwargs).to(device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=1e-5,
                                  fused=True)
     # Feed-forward cores learn from shuffled single steps, recurrent ones from whole sequences.
