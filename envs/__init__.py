@@ -57,3 +57,7 @@ register("umbra/KeyDoorMazeHard-v0", _MAZE + "KeyDoorMaze", size=15)
 register("umbra/CooperativeNavigation-v0", "envs.multiagent.spread:CooperativeNavigation")
 register("umbra/Pursuit-v0", "envs.multiagent.pursuit:Pursuit")
 register("umbra/PrivateSum-v0", "envs.multiagent.private_info:PrivateSum")
+
+# Graph tasks (issue 5): padded graph observations with action masks over the nodes.
+register("umbra/GraphNavigation-v0", "envs.graph.navigation:GraphNavigation")
+register("umbra/MinVertexCover-v0", "envs.graph.cover:MinVertexCover")

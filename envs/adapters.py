@@ -251,6 +251,16 @@ class BatchedToGymEnv(gym.Env):
         observation = _copy_at(self.observation_space, _to_numpy(self.observation_space, obs), 0)
         return observation, float(reward[0]), term, trunc, info
 
+    def action_masks(self) -> np.ndarray:
+        """Valid actions of the copy (sb3-contrib's MaskablePPO asks for them), as numpy bool.
+
+        Raises:
+            AttributeError: the environment has no action masks.
+        """
+        if not hasattr(self.batched, "action_masks"):
+            raise AttributeError(f"{type(self.batched).__name__} has no action masks")
+        return self.batched.action_masks()[0].cpu().numpy().astype(bool)
+
     def close(self) -> None:
         """Close the batched environment."""
         self.batched.close()

@@ -53,7 +53,8 @@ def test_every_task_is_registered_as_multi_agent():
     ]
     for env_id in MULTI_AGENT_IDS:
         assert envs.spec(env_id).kind == "multi-agent" and envs.spec(env_id).description
-    assert set(envs.list_ids()) == set(MULTI_AGENT_IDS) | set(envs.list_ids("single-agent"))
+    others = set(envs.list_ids("single-agent")) | set(envs.list_ids("graph"))
+    assert set(envs.list_ids()) == set(MULTI_AGENT_IDS) | others
 
 
 # ---------------------------------------------------------------------------- PettingZoo checkers
