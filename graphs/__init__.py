@@ -1,1 +1,44 @@
-"""Graph learning with PyTorch Geometric: padded graph batches, GNN encoders, graph tasks."""
+"""Graph learning with PyTorch Geometric: padded graph batches, GNN encoders, graph tasks.
+
+- :mod:`graphs.batching`: the padded graph form of DESIGN.md contract 1 <-> a
+  :class:`torch_geometric.data.Batch`, vectorised (:func:`to_pyg_batch`, :func:`to_padded`,
+  :func:`from_pyg_batch`, :func:`pad_graphs`).
+- :mod:`graphs.encoders`: :class:`GraphEncoder`, PyG's GCN/GAT/GATv2/GIN/GraphSAGE plus a
+  mean/max/attention readout, on padded graphs with any leading batch axes.
+- :mod:`graphs.tasks`: node classification (stochastic block model, karate club) and graph
+  classification (structural motifs) with :func:`train_node_classifier` and
+  :func:`train_graph_classifier`.
+"""
+
+from graphs.batching import from_pyg_batch, pad_graphs, to_padded, to_pyg_batch
+from graphs.encoders import MODELS, READOUTS, GraphEncoder
+from graphs.tasks import (
+    GRAPH_TASKS,
+    NODE_TASKS,
+    GraphTask,
+    load_planetoid,
+    make_karate_task,
+    make_motif_task,
+    make_sbm_task,
+    train_graph_classifier,
+    train_node_classifier,
+)
+
+__all__ = [
+    "GRAPH_TASKS",
+    "MODELS",
+    "NODE_TASKS",
+    "READOUTS",
+    "GraphEncoder",
+    "GraphTask",
+    "from_pyg_batch",
+    "load_planetoid",
+    "make_karate_task",
+    "make_motif_task",
+    "make_sbm_task",
+    "pad_graphs",
+    "to_padded",
+    "to_pyg_batch",
+    "train_graph_classifier",
+    "train_node_classifier",
+]

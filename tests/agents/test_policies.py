@@ -66,3 +66,25 @@ def test_ppo_learns_through_a_dict_observation_and_its_mask():
     action, _ = result.policy.predict(obs)
     assert (action == 3).float().mean() > 0.9
     assert result.metrics["final_return"] > 6.0  # 8 steps, 1 for each right choice
+
+
+def test_graph_observations_get_a_gnn_and_keep_the_ratio_invariant():
+    import envs
+    from agents.policies import GraphObsEncoder
+
+    env = envs.make("umbra/GraphNavigation-v0", num_envs=8)
+    policy = ActorCritic(env.single_observation_space, env.single_action_space, hidden_size=16,
+                         encoder_kwargs={"model": "gin"})
+    assert isinstance(policy.encoder, GraphObsEncoder)
+    shape, dtype = space_spec(env.single_observation_space)
+    buf = Rollout(16, 8, shape, (), dtype, torch_dtype(env.single_action_space), env.device)
+    obs, _ = env.reset(seed=0)
+    collect(policy, env, buf, Carry(obs, (), torch.ones(8, dtype=torch.bool)), 0.99, 0.95)
+    chosen = buf.actions.flatten()
+    valid = buf.obs["action_mask"].reshape(-1, buf.obs["action_mask"].shape[-1])
+    assert valid[torch.arange(chosen.numel()), chosen].all(), "only neighbours are chosen"
+    for mb in buf.minibatches(2):
+        with torch.no_grad():
+            logprob, _, value = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts)
+        torch.testing.assert_close(logprob, mb.logprobs, atol=1e-5, rtol=0)
+        torch.testing.assert_close(value, mb.values, atol=1e-5, rtol=0)
