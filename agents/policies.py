@@ -257,6 +257,53 @@ def make_action_head(in_features: int, space: gym.Space) -> nn.Module:
     raise TypeError(f"no action head for {space}: expected Discrete or Box")
 
 
+class AgentCommunication(nn.Module):
+    """Message passing between the agents of each copy, in the policy's communication slot.
+
+    Rows are agents folded into the batch (:class:`agents.multiagent.AgentBatch`: copy ``n``'s
+    agent ``a`` is row ``n * num_agents + a``). The agents of a copy form a complete graph; a PyG
+    GNN (``graphs.GraphEncoder``) passes messages over it, and each agent's features become
+    ``x + GNN(x)`` (a residual, so no communication is the starting point).
+
+    Args:
+        hidden_size: Feature width (in and out).
+        num_agents: Agents per copy.
+        model, num_layers: See ``graphs.GraphEncoder``.
+
+    Shapes:
+        ``[T, N * num_agents, hidden_size]`` -> same.
+    """
+
+    def __init__(self, hidden_size: int, num_agents: int, model: str = "gcn",
+                 num_layers: int = 2):
+        super().__init__()
+        from graphs import GraphEncoder
+
+        if num_agents < 2:
+            raise ValueError(f"communication needs at least 2 agents, got {num_agents}")
+        self.num_agents = num_agents
+        self.gnn = GraphEncoder(hidden_size, hidden_size, num_layers, model, validate=False)
+        src, dst = torch.meshgrid(torch.arange(num_agents), torch.arange(num_agents),
+                                  indexing="ij")
+        keep = src != dst
+        self.register_buffer("edges", torch.stack((src[keep], dst[keep])), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length, rows, width = x.shape
+        copies, agents = rows // self.num_agents, self.num_agents
+        nodes = x.reshape(length, copies, agents, width)
+        edges = self.edges.expand(length, copies, 2, -1)
+        graph = {
+            "x": nodes,
+            "edge_index": edges,
+            "node_mask": torch.ones(length, copies, agents, dtype=torch.bool, device=x.device),
+            "edge_mask": torch.ones(length, copies, edges.shape[-1], dtype=torch.bool,
+                                    device=x.device),
+        }
+        messages, _ = self.gnn(graph)
+        return x + messages.reshape(length, rows, width)
+
+
 class ActorCritic(nn.Module):
     """Encoder -> memory core -> (action head, value head), for one agent or many sharing weights.
 
@@ -274,6 +321,8 @@ class ActorCritic(nn.Module):
             global state of a multi-agent task: MAPPO's centralised critic); needs
             ``shared_trunk=False``. Methods then take ``critic_obs`` beside ``obs``.
         encoder_kwargs: Options of the graph encoder (``model``, ``num_layers``, ``readout``).
+        communication: Multi-agent only: ``{"num_agents": A, "model": ..., "num_layers": ...}``
+            adds :class:`AgentCommunication` between the actor's encoder and core.
 
     Shapes:
         ``obs`` ``[T, B, *obs_shape]``, ``episode_start`` ``[T, B]``, ``action`` ``[T, B,
@@ -290,6 +339,7 @@ class ActorCritic(nn.Module):
         shared_trunk: bool = False,
         critic_observation_space: gym.Space | None = None,
         encoder_kwargs: dict | None = None,
+        communication: dict | None = None,
     ):
         super().__init__()
         if shared_trunk and critic_observation_space is not None:
@@ -303,6 +353,9 @@ class ActorCritic(nn.Module):
             return make_encoder(space, hidden_size, encoder_kwargs), core_
 
         self.encoder, self.core = trunk(observation_space)
+        self.communication = (
+            AgentCommunication(hidden_size, **communication) if communication else None
+        )
         self.critic_encoder, self.critic_core = (None, None) if shared_trunk else trunk(
             critic_observation_space or observation_space
         )
@@ -316,16 +369,21 @@ class ActorCritic(nn.Module):
             state = state + self.critic_core.initial_state(batch, device)
         return state
 
+    def _actor_features(self, obs: Any) -> torch.Tensor:
+        """Encoder, then (multi-agent) communication: the actor core's input."""
+        features = self.encoder(obs)
+        return features if self.communication is None else self.communication(features)
+
     def _trunks(
         self, obs: torch.Tensor, state: State, episode_start: torch.Tensor,
         critic_obs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, State]:
         """Actor features, critic features (both ``[T, B, D]``) and the new state."""
         if self.critic_core is None:
-            y, state = self.core(self.encoder(obs), state, episode_start)
+            y, state = self.core(self._actor_features(obs), state, episode_start)
             return y, y, state
         split = len(state) // 2
-        y, actor_state = self.core(self.encoder(obs), state[:split], episode_start)
+        y, actor_state = self.core(self._actor_features(obs), state[:split], episode_start)
         y_critic, critic_state = self.critic_core(
             self.critic_encoder(obs if critic_obs is None else critic_obs), state[split:],
             episode_start,
@@ -379,8 +437,8 @@ class ActorCritic(nn.Module):
             state = self.initial_state(first.shape[0])
         # Acting needs the actor's trunk only; the critic's part of the state is passed through.
         split = len(state) // 2 if self.critic_core is not None else len(state)
-        y, actor_state = self.core(self.encoder(tree_map(unsqueeze0, obs)), state[:split],
-                                   episode_start.unsqueeze(0))
+        y, actor_state = self.core(self._actor_features(tree_map(unsqueeze0, obs)),
+                                   state[:split], episode_start.unsqueeze(0))
         state = actor_state + state[split:]
         mask = action_mask(obs)
         action = self.actor.mode(y[0], mask) if deterministic else self.actor.sample(y[0], mask)[0]

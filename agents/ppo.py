@@ -66,6 +66,9 @@ class PPOConfig:
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
     """Options of the graph encoder for graph observations: ``model`` (gcn, gat, gatv2, gin,
     sage), ``num_layers``, ``readout`` (mean, max, attention)."""
+    communication: str | None = None
+    """Multi-agent only: a GNN model name (gcn, gat, gatv2, gin, sage) for message passing
+    between the agents of each copy before the memory core; None: no communication."""
     shared_trunk: bool = False
     """One encoder and core for policy and value; False gives the value head its own."""
     centralised_critic: bool = False
@@ -218,7 +221,7 @@ def train(
     policy = ActorCritic(obs_space, act_space, config.core, config.hidden_size,
                          config.core_kwargs, config.shared_trunk,
                          getattr(env, "critic_observation_space", None),
-                         config.encoder_kwargs).to(device)
+                         config.encoder_kwargs, _communication(config, env)).to(device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=1e-5,
                                  fused=True)
     # Feed-forward cores learn from shuffled single steps, recurrent ones from whole sequences.
@@ -227,7 +230,8 @@ def train(
         sequence_length = config.sequence_length or config.num_steps
     obs_shape, obs_dtype = space_spec(obs_space)
     buf = Rollout(config.num_steps, env.num_envs, obs_shape, act_space.shape,
-                  obs_dtype, torch_dtype(act_space), device, sequence_length)
+                  obs_dtype, torch_dtype(act_space), device, sequence_length,
+                  group_size=policy.communication.num_agents if policy.communication else 1)
     start_update, global_step, elapsed_before = 0, 0, 0.0
     recent_returns: deque[float] = deque(maxlen=100)
     episodes = 0
@@ -382,6 +386,16 @@ def train(
         writer.close()
     env.close()
     return TrainResult(policy=policy, metrics=metrics)
+
+
+def _communication(config: PPOConfig, env: Any) -> dict | None:
+    """The communication module's settings, or None."""
+    if config.communication is None:
+        return None
+    if not isinstance(env, AgentBatch):
+        raise ValueError(f"communication needs a multi-agent environment; {config.env_id} is "
+                         f"{env.kind}")
+    return {"num_agents": env.num_agents, "model": config.communication}
 
 
 def _mean(values: list[float]) -> float:

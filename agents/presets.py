@@ -31,6 +31,9 @@ for _algo in ("ippo", "mappo"):
     for _core in _CORE_AGENTS:
         _name = _algo if _core == "mlp" else f"{_algo}-{_core}"
         AGENT_PRESETS[_name] = {**AGENT_PRESETS[_core], "centralised_critic": _algo == "mappo"}
+# Communication between agents: MAPPO whose actors pass messages with a GNN over the agents.
+AGENT_PRESETS["mappo-comm"] = {**AGENT_PRESETS["mappo"], "communication": "gcn"}
+AGENT_PRESETS["ippo-comm"] = {**AGENT_PRESETS["ippo"], "communication": "gcn"}
 # Graph observations: the GNN of the encoder by name (``ppo`` on a graph task uses GCN).
 for _model in ("gcn", "gat", "gin", "sage"):
     AGENT_PRESETS[_model] = {"core": "mlp", "encoder_kwargs": {"model": _model}}

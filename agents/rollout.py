@@ -192,6 +192,8 @@ class Rollout:
         sequence_length: ``None`` for feed-forward cores: minibatches shuffle single steps.
             Otherwise minibatches hold whole chunks of this many steps per copy (it must divide
             ``num_steps``), and the core state is kept at every chunk start.
+        group_size: Consecutive copies that must stay together in a minibatch, in order (the
+            agents of one multi-agent copy when they communicate); it must divide ``num_envs``.
     """
 
     def __init__(
@@ -204,12 +206,16 @@ class Rollout:
         action_dtype: torch.dtype,
         device: torch.device,
         sequence_length: int | None = None,
+        group_size: int = 1,
     ):
         if sequence_length is not None and (sequence_length < 1 or num_steps % sequence_length):
             raise ValueError(f"sequence_length must divide num_steps = {num_steps}, got "
                              f"{sequence_length}")
+        if group_size < 1 or num_envs % group_size:
+            raise ValueError(f"group_size must divide num_envs = {num_envs}, got {group_size}")
         self.num_steps, self.num_envs = num_steps, num_envs
         self.sequence_length = sequence_length
+        self.group_size = group_size
         size = (num_steps, num_envs)
         self.obs = _zeros(size, obs_shape, obs_dtype, device)
         self.actions = torch.zeros(size + action_shape, dtype=action_dtype, device=device)
@@ -254,6 +260,18 @@ class Rollout:
         for buffer, s in zip(self.states, state, strict=True):
             buffer[t // self.sequence_length] = s
 
+    def _shuffled(self, count: int, generator: torch.Generator | None) -> torch.Tensor:
+        """A random order of ``count`` rows that keeps each group of ``group_size`` together."""
+        device = self.rewards.device
+        size = self.group_size
+        groups = torch.randperm(count // size, device=device, generator=generator)
+        return (groups[:, None] * size + torch.arange(size, device=device)).flatten()
+
+    def _split(self, order: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
+        """``parts`` pieces of ``order``, cut between groups."""
+        groups = order.view(-1, self.group_size).chunk(parts)
+        return tuple(g.flatten() for g in groups)
+
     def minibatches(
         self, num_minibatches: int, generator: torch.Generator | None = None
     ) -> Iterator[Minibatch]:
@@ -263,7 +281,6 @@ class Rollout:
         rollout is cut into chunks of that many steps per copy, the chunks are shuffled, and each
         minibatch holds whole chunks with the core state at their starts.
         """
-        device = self.rewards.device
         fields = {"obs": self.obs, "actions": self.actions, "logprobs": self.logprobs,
                   "values": self.values, "advantages": self.advantages, "returns": self.returns,
                   "episode_starts": self.episode_starts}
@@ -271,10 +288,10 @@ class Rollout:
             fields["critic_obs"] = self.critic_obs
         if self.sequence_length is None:
             total = self.num_steps * self.num_envs
-            order = torch.randperm(total, device=device, generator=generator)
+            order = self._shuffled(total, generator)
             flat = {k: tree_map(lambda f: f.reshape((total,) + f.shape[2:]), f)
                     for k, f in fields.items()}
-            for index in order.chunk(num_minibatches):
+            for index in self._split(order, num_minibatches):
 
                 def pick(f: torch.Tensor, index: torch.Tensor = index) -> torch.Tensor:
                     return f[index].unsqueeze(0)
@@ -293,8 +310,8 @@ class Rollout:
         seqs = {k: tree_map(to_chunks, f) for k, f in fields.items()}
         # Stored states are [chunks, layers, N, ...] -> [layers, chunks * N, ...].
         starts = [s.transpose(0, 1).flatten(1, 2) for s in self.states]
-        order = torch.randperm(chunks * self.num_envs, device=device, generator=generator)
-        for index in order.chunk(num_minibatches):
+        order = self._shuffled(chunks * self.num_envs, generator)
+        for index in self._split(order, num_minibatches):
             state = tuple(s.index_select(1, index) for s in starts)
 
             def pick_seq(f: torch.Tensor, index: torch.Tensor = index) -> torch.Tensor:

@@ -17,6 +17,10 @@ threshold). So reports and TensorBoard put Umbra's agents and these side by side
 >>> from agents.sb3 import sb3_config, train
 >>> result = train(sb3_config("sb3-ppo", "umbra/CartPole-v0", total_steps=50_000))  # doctest: +SKIP
 
+For graph observations (the padded form of Umbra's graph tasks and of padded
+``gymnasium.spaces.Graph`` envs), :class:`GraphFeaturesExtractor` is a GNN features extractor
+for SB3's ``MultiInputPolicy`` (``policy_kwargs={"features_extractor_class": ...}``).
+
 Differences to know: an interrupted run restarts from scratch (no resume; the new TensorBoard
 points replace the old ones), and training stops at whole rollouts
 (``n_steps * num_envs`` samples), as stable-baselines3 does.
@@ -38,6 +42,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnvWrapper
 
 import envs
@@ -318,3 +324,101 @@ def _constructor_args(agent: str) -> list[str]:
     algorithm = getattr(importlib.import_module(module), class_name)
     names = inspect.signature(algorithm.__init__).parameters
     return [n for n in names if n not in ("self", "policy", "env", "seed", "device", "verbose")]
+
+
+# ---------------------------------------------------------------------------- graph observations
+class GraphFeaturesExtractor(BaseFeaturesExtractor):
+    """A stable-baselines3 features extractor for padded graph observations, by a PyG GNN.
+
+    stable-baselines3 cannot batch ``gymnasium.spaces.Graph`` observations; Umbra's graph tasks
+    (and third-party Graph envs through :class:`envs.adapters.GymnasiumToBatched` /
+    :class:`envs.adapters.GraphPadding`) hand out the padded form of DESIGN.md contract 1
+    instead, a Dict of Boxes that SB3's ``MultiInputPolicy`` batches like any other. This
+    extractor embeds it with :class:`graphs.GraphEncoder` (GCN, GAT, GATv2, GIN or GraphSAGE with
+    a mean / max / attention readout); SB3 hands every entry over as float32, which the encoder
+    accepts (masks: non-zero = kept; ``edge_index`` is rounded).
+
+    The features are, concatenated in this order:
+
+    1. the graph embedding, ``features_dim`` wide (permutation invariant);
+    2. with ``node_embeddings=True``, the node embeddings flattened in slot order,
+       ``N_max * features_dim`` wide (zero at masked slots; permutation equivariant): what a
+       policy needs to name a node (``Discrete(N_max)`` node-selection actions);
+    3. every other entry of the Dict (e.g. ``action_mask``), flattened, as SB3's
+       ``CombinedExtractor`` would pass it on.
+
+    ``self.features_dim`` is their total width, which SB3 reads to size the policy and value
+    networks.
+
+    Args:
+        observation_space: A Dict with ``x`` ``[N_max, F]``, ``edge_index`` ``[2, E_max]``,
+            ``node_mask`` ``[N_max]``, ``edge_mask`` ``[E_max]`` (optionally ``edge_attr``
+            ``[E_max, D]``, used by ``"gat"``/``"gatv2"``) and any other Box entries.
+        features_dim: Width of the GNN layers and of the graph embedding. (default: ``64``)
+        model: ``"gcn"``, ``"gat"``, ``"gatv2"``, ``"gin"`` or ``"sage"``. (default: ``"gcn"``)
+        num_layers: Message-passing layers. (default: ``2``)
+        readout: ``"mean"``, ``"max"`` or ``"attention"``. (default: ``"mean"``)
+        node_embeddings: Add the flattened node embeddings (see above). (default: ``False``)
+        **encoder_kwargs: Passed on to :class:`graphs.GraphEncoder` (``dropout``, ``act``,
+            ``edge_dim``, ``heads``...).
+
+    Raises:
+        TypeError: ``observation_space`` is not a padded graph Dict.
+
+    Example (sb3-contrib's ``MaskablePPO`` takes the same ``policy_kwargs``)::
+
+        from stable_baselines3 import PPO
+        from envs.adapters import BatchedToSB3VecEnv
+
+        venv = BatchedToSB3VecEnv(envs.make("umbra/GraphNavigation-v0", num_envs=4))
+        model = PPO("MultiInputPolicy", venv, policy_kwargs={
+            "features_extractor_class": GraphFeaturesExtractor,
+            "features_extractor_kwargs": {"model": "gin", "node_embeddings": True}})
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Dict,
+        features_dim: int = 64,
+        model: str = "gcn",
+        num_layers: int = 2,
+        readout: str = "mean",
+        node_embeddings: bool = False,
+        **encoder_kwargs: Any,
+    ) -> None:
+        from agents.policies import GRAPH_KEYS, is_graph_space
+        from graphs import GraphEncoder
+
+        if not is_graph_space(observation_space):
+            raise TypeError(
+                "GraphFeaturesExtractor needs the padded graph form: a Dict with 'x', "
+                f"'edge_index', 'node_mask' and 'edge_mask' entries, got {observation_space} (a "
+                "gymnasium.spaces.Graph env is padded by envs.adapters.GraphPadding)"
+            )
+        self.extra_keys = [k for k in observation_space.spaces if k not in GRAPH_KEYS]
+        for key in self.extra_keys:
+            if not isinstance(observation_space[key], gym.spaces.Box):
+                raise TypeError(
+                    f"GraphFeaturesExtractor passes non-graph entries on flattened and needs them "
+                    f"to be Boxes; {key!r} is {observation_space[key]}"
+                )
+        max_nodes, in_features = observation_space["x"].shape
+        extra = sum(int(np.prod(observation_space[k].shape)) for k in self.extra_keys)
+        width = features_dim * (1 + (max_nodes if node_embeddings else 0)) + extra
+        super().__init__(observation_space, width)
+        if ("edge_attr" in observation_space.spaces and model in ("gat", "gatv2")
+                and "edge_dim" not in encoder_kwargs):
+            encoder_kwargs["edge_dim"] = int(np.prod(observation_space["edge_attr"].shape[1:]))
+        self.graph_keys = [k for k in GRAPH_KEYS if k in observation_space.spaces]
+        self.node_embeddings = bool(node_embeddings)
+        self.encoder = GraphEncoder(int(in_features), features_dim, num_layers, model, readout,
+                                    **encoder_kwargs)
+
+    def forward(self, observations: dict[str, Any]) -> Any:
+        """``[B, features_dim]`` features of a batch of padded graphs (see the class docstring)."""
+        nodes, graph = self.encoder({k: observations[k] for k in self.graph_keys})
+        parts = [graph]
+        if self.node_embeddings:
+            parts.append(nodes.flatten(1))
+        parts += [observations[k].flatten(1).float() for k in self.extra_keys]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)

@@ -155,7 +155,11 @@ def check_kwargs(cls: type, kwargs: dict[str, Any], what: str, extra: tuple[str,
 
 
 def make(
-    env_id: str, num_envs: int = 1, device: str | torch.device = "cpu", **kwargs: Any
+    env_id: str,
+    num_envs: int = 1,
+    device: str | torch.device = "cpu",
+    graph_padding: dict[str, int] | None = None,
+    **kwargs: Any,
 ) -> BatchedEnv:
     """Build a batched environment from a native id, a Gymnasium id or ``module:Class``.
 
@@ -168,6 +172,9 @@ def make(
         num_envs: Number of copies.
         device: Where the tensors live. Third-party environments step on the CPU in numpy;
             their tensors are moved to ``device``.
+        graph_padding: For third-party Gymnasium environments with ``gymnasium.spaces.Graph``
+            observations: ``{"max_nodes": ..., "max_edges": ...}``, the sizes they are padded
+            to (default 64 and 256; see :class:`envs.adapters.GymnasiumToBatched`).
         **kwargs: Constructor arguments of the environment.
 
     Returns:
@@ -185,10 +192,12 @@ def make(
         raise TypeError(f"env_id must be a string, got {env_id!r}")
     num_envs = check_num_envs(num_envs)
     resolve_device(device)  # fail early, before any third-party environment is built
+    padding = _check_graph_padding(graph_padding)
     if env_id in _REGISTRY:
         native = _REGISTRY[env_id]
         cls = native.load()
         check_kwargs(cls, kwargs, env_id)
+        _no_padding(env_id, padding)
         return cls(num_envs=num_envs, device=device, **{**native.kwargs, **kwargs})
     from envs.adapters import GymnasiumToBatched
 
@@ -196,15 +205,19 @@ def make(
         target = load_entry_point(env_id)
         if isinstance(target, type) and issubclass(target, BatchedEnv):
             check_kwargs(target, kwargs, env_id)
+            _no_padding(env_id, padding)
             return target(num_envs=num_envs, device=device, **kwargs)
         if isinstance(target, type) and issubclass(target, gym.Env):
             check_kwargs(target, kwargs, env_id)
             return GymnasiumToBatched(
-                [functools.partial(target, **kwargs) for _ in range(num_envs)], device=device
+                [functools.partial(target, **kwargs) for _ in range(num_envs)], device=device,
+                **padding,
             )
         if callable(target):
             check_kwargs(target, kwargs, env_id)
-            return _from_factory(env_id, functools.partial(target, **kwargs), num_envs, device)
+            return _from_factory(
+                env_id, functools.partial(target, **kwargs), num_envs, device, padding
+            )
         raise TypeError(
             f"{env_id!r} is {target!r}: expected a subclass of envs.core.BatchedEnv or "
             "gymnasium.Env, or a callable returning a PettingZoo ParallelEnv or a gymnasium.Env"
@@ -216,13 +229,45 @@ def make(
                 load_entry_point(gym_spec.entry_point), kwargs, env_id, extra=_GYM_MAKE_KWARGS
             )
         return GymnasiumToBatched(
-            [functools.partial(gym.make, env_id, **kwargs) for _ in range(num_envs)], device=device
+            [functools.partial(gym.make, env_id, **kwargs) for _ in range(num_envs)],
+            device=device,
+            **padding,
         )
     raise ValueError(_unknown_id_message(env_id))
 
 
+def _check_graph_padding(graph_padding: Any) -> dict[str, int]:
+    """``graph_padding`` as keyword arguments of ``GymnasiumToBatched``; unknown keys fail."""
+    if graph_padding is None:
+        return {}
+    if not isinstance(graph_padding, dict):
+        raise TypeError(
+            f"graph_padding must be a dict such as {{'max_nodes': 64, 'max_edges': 256}}, got "
+            f"{graph_padding!r}"
+        )
+    unknown = sorted(set(graph_padding) - {"max_nodes", "max_edges"})
+    if unknown:
+        raise TypeError(
+            f"graph_padding got unknown keys {unknown}; accepted: 'max_nodes', 'max_edges'"
+        )
+    return dict(graph_padding)
+
+
+def _no_padding(env_id: str, padding: dict[str, int]) -> None:
+    if padding:
+        raise TypeError(
+            f"graph_padding is for third-party Gymnasium environments with gymnasium.spaces.Graph "
+            f"observations; {env_id!r} is a batched environment, whose graph sizes are its own "
+            "arguments (e.g. num_nodes)"
+        )
+
+
 def _from_factory(
-    env_id: str, factory: Any, num_envs: int, device: str | torch.device
+    env_id: str,
+    factory: Any,
+    num_envs: int,
+    device: str | torch.device,
+    padding: dict[str, int] | None = None,
 ) -> BatchedEnv:
     """Batch the environments that ``factory()`` returns, recognised by their type."""
     from pettingzoo import AECEnv, ParallelEnv
@@ -232,9 +277,10 @@ def _from_factory(
     first = factory()
     fns = [lambda: first] + [factory] * (num_envs - 1)
     if isinstance(first, ParallelEnv):
+        _no_padding(env_id, padding or {})
         return PettingZooToBatched(fns, device=device)
     if isinstance(first, gym.Env):
-        return GymnasiumToBatched(fns, device=device)
+        return GymnasiumToBatched(fns, device=device, **(padding or {}))
     if hasattr(first, "close"):
         first.close()
     if isinstance(first, AECEnv):

@@ -95,3 +95,41 @@ def test_ppo_trains_on_a_third_party_pettingzoo_env():
                              num_steps=32, total_steps=1024, device="cpu",
                              centralised_critic=True))
     assert result.metrics["steps"] == 1024 and result.metrics["episodes"] > 0
+
+
+def test_communication_passes_messages_within_a_copy_only():
+    from agents.policies import AgentCommunication
+
+    comm = AgentCommunication(hidden_size=8, num_agents=3)
+    x = torch.randn(2, 6, 8)  # [T, 2 copies x 3 agents, D]
+    changed = x.clone()
+    changed[:, 1] += 1.0  # copy 0, agent 1
+    delta = (comm(changed) - comm(x)).abs().sum(-1)
+    assert (delta[:, [0, 2]] > 0).all(), "the other agents of copy 0 hear agent 1"
+    assert (delta[:, 3:] == 0).all(), "copy 1 hears nothing from copy 0"
+
+
+def test_ratio_is_one_with_communication():
+    env = AgentBatch(envs.make("umbra/PrivateSum-v0", num_envs=4), centralised_critic=True)
+    policy = ActorCritic(env.single_observation_space, env.single_action_space, "gru",
+                         hidden_size=16, critic_observation_space=env.critic_observation_space,
+                         communication={"num_agents": env.num_agents})
+    obs_space, act_space = env.single_observation_space, env.single_action_space
+    buf = Rollout(16, env.num_envs, obs_space.shape, act_space.shape, torch_dtype(obs_space),
+                  torch_dtype(act_space), env.device, 8, group_size=env.num_agents)
+    obs, info = env.reset(seed=0)
+    carry = Carry(obs, policy.initial_state(env.num_envs),
+                  torch.ones(env.num_envs, dtype=torch.bool), info["critic_obs"])
+    collect(policy, env, buf, carry, gamma=0.99, gae_lambda=0.95)
+    for mb in buf.minibatches(2):
+        with torch.no_grad():
+            logprob, _, value = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts,
+                                                mb.critic_obs)
+        torch.testing.assert_close(logprob, mb.logprobs, atol=1e-5, rtol=0)
+        torch.testing.assert_close(value, mb.values, atol=1e-5, rtol=0)
+
+
+def test_communication_needs_a_multi_agent_env():
+    with pytest.raises(ValueError, match="multi-agent"):
+        train(PPOConfig(env_id="umbra/CartPole-v0", communication="gcn", total_steps=64,
+                        num_envs=2, num_steps=32, device="cpu"))

@@ -95,3 +95,15 @@ def test_sequence_minibatches_keep_whole_ordered_sequences(length):
 def test_sequence_length_must_divide_the_rollout():
     with pytest.raises(ValueError, match="divide"):
         _filled_rollout(T=8, sequence_length=3)
+
+
+@pytest.mark.parametrize("sequence_length", [None, 4])
+def test_groups_of_copies_stay_together_and_in_order(sequence_length):
+    # Communicating agents of one copy (rows n*A .. n*A+A-1) must share every minibatch.
+    buf = _filled_rollout(T=8, N=6, sequence_length=sequence_length)
+    buf.group_size = 3
+    for mb in buf.minibatches(2):
+        copies = (mb.actions % 6).reshape(mb.actions.shape[0], -1, 3)
+        assert (copies[..., 1] == copies[..., 0] + 1).all()
+        assert (copies[..., 2] == copies[..., 0] + 2).all()
+        assert (copies[..., 0] % 3 == 0).all()
