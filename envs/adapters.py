@@ -1222,7 +1222,7 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
             observations.append(obs)
             states.append(self._state_of(par_env, obs))
         self._agents_alive = self._alive()
-        self._agent_return.zero_()
+        self._episode_return.zero_()
         self._episode_length.zero_()
         self._has_reset = True
         obs_t = self._observations(observations)
@@ -1267,20 +1267,20 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
         terminated_t = self._tensor(terminated, torch.bool)
         truncated_t = self._tensor(truncated, torch.bool)
         done_t = terminated_t | truncated_t
-        self._agent_return += reward_t
+        self._episode_return += reward_t
         self._episode_length += 1
         info = {
             "final_obs": self._observations(final_observations),
             "final_state": self._tensor(np.stack(final_states)),
             "_final_obs": done_t,
-            "episode_return": self._agent_return.mean(dim=1),
-            "agent_episode_return": self._agent_return.clone(),
+            "episode_return": self._episode_return.mean(dim=1),
+            "agent_episode_return": self._episode_return.clone(),
             "episode_length": self._episode_length.clone(),
             "_episode": done_t,
             "state": self._tensor(np.stack(states)),
             "agent_mask": self._tensor(self._agents_alive, torch.bool),
         }
-        self._agent_return.masked_fill_(done_t[:, None], 0.0)
+        self._episode_return.masked_fill_(done_t[:, None], 0.0)
         self._episode_length.masked_fill_(done_t, 0)
         obs_t = self._observations(observations)
         return obs_t, reward_t, terminated_t, truncated_t, self._with_masks(info, obs_t)

@@ -148,7 +148,7 @@ class BatchedEnv:
         self._episode_return.zero_()
         self._episode_length.zero_()
         self._has_reset = True
-        return self._observe(), {}
+        return self._observe(), self._current_info()
 
     def step(
         self, actions: torch.Tensor
@@ -169,14 +169,24 @@ class BatchedEnv:
         info = {
             "final_obs": self._observe(),
             "_final_obs": done,
-            "episode_return": self._episode_return.clone(),
+            **self._final_info(),
             "episode_length": self._episode_length.clone(),
             "_episode": done,
         }
         self._reset_copies(done)
-        self._episode_return.masked_fill_(done, 0.0)
+        ended = done.view(-1, *([1] * (self._episode_return.dim() - 1)))
+        self._episode_return.masked_fill_(ended, 0.0)
         self._episode_length.masked_fill_(done, 0)
+        info.update(self._current_info())
         return self._observe(), reward, terminated, truncated, info
+
+    def _final_info(self) -> dict[str, torch.Tensor]:
+        """Info about the step's end, before the copies that ended are reset."""
+        return {"episode_return": self._episode_return.clone()}
+
+    def _current_info(self) -> dict[str, torch.Tensor]:
+        """Info about the current (after-reset) state, returned by ``reset`` and ``step``."""
+        return {}
 
     def close(self) -> None:
         """Release resources (nothing to release for pure tensor environments)."""
@@ -318,7 +328,8 @@ class MultiAgentBatchedEnv(BatchedEnv):
         per_copy_act = gym.vector.utils.batch_space(self.single_action_space, self.num_agents)
         self.observation_space = gym.vector.utils.batch_space(per_copy_obs, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(per_copy_act, self.num_envs)
-        self._agent_return = torch.zeros(self.num_envs, self.num_agents, device=self.device)
+        # Returns per agent: the base class's bookkeeping works on this [N, A] tensor too.
+        self._episode_return = torch.zeros(self.num_envs, self.num_agents, device=self.device)
 
     # ------------------------------------------------------------------ to implement
     def _advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -354,42 +365,12 @@ class MultiAgentBatchedEnv(BatchedEnv):
             info["action_mask"] = self._action_mask()
         return info
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Obs, dict]:
-        """Reset every copy. ``seed`` reseeds ``self.generator``: same seed, same trajectory."""
-        obs, _ = super().reset(seed=seed, options=options)
-        self._agent_return.zero_()
-        return obs, self._current_info()
-
-    def step(
-        self, actions: torch.Tensor
-    ) -> tuple[Obs, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
-        """Step every copy by one action per agent; copies that end are reset in the same call."""
-        if not self._has_reset:
-            raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
-        if self.debug:
-            self.check_actions(actions)
-        reward, terminated = self._advance(actions)
-        self._agent_return += reward
-        self._episode_length += 1
-        if self.max_episode_steps is None:
-            truncated = torch.zeros_like(terminated)
-        else:
-            truncated = self._episode_length >= self.max_episode_steps
-        done = terminated | truncated
-        info = {
-            "final_obs": self._observe(),
+    def _final_info(self) -> dict[str, torch.Tensor]:
+        return {
             "final_state": self._state(),
-            "_final_obs": done,
-            "episode_return": self._agent_return.mean(dim=1),
-            "agent_episode_return": self._agent_return.clone(),
-            "episode_length": self._episode_length.clone(),
-            "_episode": done,
+            "episode_return": self._episode_return.mean(dim=1),
+            "agent_episode_return": self._episode_return.clone(),
         }
-        self._reset_copies(done)
-        self._agent_return.masked_fill_(done[:, None], 0.0)
-        self._episode_length.masked_fill_(done, 0)
-        info.update(self._current_info())
-        return self._observe(), reward, terminated, truncated, info
 
     def __repr__(self) -> str:
         return (
