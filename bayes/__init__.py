@@ -1,1 +1,22 @@
 """Pyro Bayesian heads, predictive uncertainty and calibration metrics."""
+
+from bayes.calibration import (
+    brier_score,
+    expected_calibration_error,
+    fit_temperature,
+    maximum_calibration_error,
+    negative_log_likelihood,
+    reliability_diagram,
+)
+from bayes.heads import BayesianLinear, train_bayesian_head
+
+__all__ = [
+    "BayesianLinear",
+    "brier_score",
+    "expected_calibration_error",
+    "fit_temperature",
+    "maximum_calibration_error",
+    "negative_log_likelihood",
+    "reliability_diagram",
+    "train_bayesian_head",
+]
