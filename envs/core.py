@@ -84,6 +84,15 @@ def check_num_envs(num_envs: int) -> int:
     return int(num_envs)
 
 
+def integer_action_bounds(space: gym.Space) -> tuple[Any, Any]:
+    """Inclusive ``(low, high)`` of a Discrete, MultiDiscrete or MultiBinary action space."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.start), int(space.start + space.n - 1)
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return space.start.tolist(), (space.start + space.nvec - 1).tolist()
+    return 0, 1
+
+
 class BatchedEnv:
     """Base class of every native Umbra environment: ``num_envs`` copies stepped as tensors.
 
@@ -236,12 +245,7 @@ class BatchedEnv:
                 raise TypeError(
                     f"actions for {space} must be an integer tensor, got {actions.dtype}"
                 )
-            if isinstance(space, gym.spaces.Discrete):
-                low, high = int(space.start), int(space.start + space.n - 1)
-            elif isinstance(space, gym.spaces.MultiDiscrete):
-                low, high = space.start.tolist(), (space.start + space.nvec - 1).tolist()
-            else:
-                low, high = 0, 1
+            low, high = integer_action_bounds(space)
             low_t = torch.as_tensor(low, device=self.device)
             high_t = torch.as_tensor(high, device=self.device)
             if ((actions < low_t) | (actions > high_t)).any():
@@ -416,12 +420,7 @@ class MultiAgentBatchedEnv(BatchedEnv):
                 raise TypeError(
                     f"actions for {space} must be an integer tensor, got {actions.dtype}"
                 )
-            if isinstance(space, gym.spaces.Discrete):
-                low, high = int(space.start), int(space.start + space.n - 1)
-            elif isinstance(space, gym.spaces.MultiDiscrete):
-                low, high = space.start.tolist(), (space.start + space.nvec - 1).tolist()
-            else:
-                low, high = 0, 1
+            low, high = integer_action_bounds(space)
             outside = (actions < torch.as_tensor(low, device=self.device)) | (
                 actions > torch.as_tensor(high, device=self.device)
             )
