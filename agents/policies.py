@@ -9,7 +9,8 @@ the action space. Every method takes time-major sequences ``[T, B, ...]``; the r
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -143,8 +144,13 @@ class GraphObsEncoder(nn.Module):
                                  nn.Tanh())
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        _, graph = self.gnn({k: v for k, v in obs.items() if k in GRAPH_KEYS})
-        return self.net(graph)
+        return self.embed(obs)[1]
+
+    def embed(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node embeddings ``[T, B, N_max, hidden_size]`` (the GNN's, zero at masked slots) and
+        the graph features ``[T, B, hidden_size]`` (what :meth:`forward` returns), in one pass."""
+        nodes, graph = self.gnn({k: v for k, v in obs.items() if k in GRAPH_KEYS})
+        return nodes, self.net(graph)
 
 
 #: The keys of a padded graph observation (``edge_attr`` is optional).
@@ -158,13 +164,28 @@ def is_graph_space(space: gym.Space) -> bool:
     )
 
 
+#: ``encoder_kwargs={"model": FLAT}`` encodes a graph observation as a plain Dict: an MLP over
+#: the flattened padding (``x``, ``edge_index``, masks; ``action_mask`` excluded), a baseline
+#: that sees the graph's structure only as numbers in fixed slots.
+FLAT = "flat"
+
+
 def make_encoder(
     observation_space: gym.Space, hidden_size: int, encoder_kwargs: dict | None = None
 ) -> nn.Module:
     """The encoder for an observation space (DESIGN.md contract 2): padded graphs -> GNN,
-    other Dicts -> concatenation + MLP, vectors -> MLP. ``encoder_kwargs`` go to the GNN."""
+    other Dicts -> concatenation + MLP, vectors -> MLP. ``encoder_kwargs`` go to the GNN;
+    ``{"model": "flat"}`` gives a graph space the Dict encoder instead (see :data:`FLAT`)."""
+    kwargs = dict(encoder_kwargs or {})
+    kwargs.pop("node_head", None)  # an option of ActorCritic's action head, not of the encoder
+    if is_graph_space(observation_space) and kwargs.get("model") == FLAT:
+        extra = sorted(set(kwargs) - {"model"})
+        if extra:
+            raise ValueError(f"the flat encoder takes no GNN options; remove {extra} from "
+                             "encoder_kwargs or pick a GNN model (gcn, gat, gatv2, gin, sage)")
+        return DictEncoder(observation_space, hidden_size)
     if is_graph_space(observation_space):
-        return GraphObsEncoder(observation_space, hidden_size, **(encoder_kwargs or {}))
+        return GraphObsEncoder(observation_space, hidden_size, **kwargs)
     if isinstance(observation_space, gym.spaces.Dict):
         return DictEncoder(observation_space, hidden_size)
     return VectorEncoder(observation_space, hidden_size)
@@ -185,8 +206,12 @@ class CategoricalHead(nn.Module):
         self.start = int(space.start)
         self.linear = _init(nn.Linear(in_features, int(space.n)), 0.01)
 
+    def logits(self, y: torch.Tensor) -> torch.Tensor:
+        """``[..., in_features]`` -> ``[..., n]``."""
+        return self.linear(y)
+
     def _log_probs(self, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        logits = self.linear(y)
+        logits = self.logits(y)
         if mask is not None:  # invalid actions get probability 0
             logits = logits.masked_fill(~mask, -1e8)
         return torch.log_softmax(logits, dim=-1)
@@ -210,6 +235,44 @@ class CategoricalHead(nn.Module):
 
     def mode(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self._log_probs(y, mask).argmax(dim=-1) + self.start
+
+
+class NodeHead(CategoricalHead):
+    r"""Categorical policy over the node slots of a graph: one logit per node, from its embedding.
+
+    For node slot :math:`i` with GNN embedding :math:`h_i` and the core's output :math:`y` (the
+    memory of the whole graph and of the past),
+
+    .. math::
+        \ell_i = w^\top \tanh\big(W [h_i ; y] + b\big) + c,
+
+    the same small MLP for every node, so the policy tells nodes apart by their structure and is
+    equivariant to the order of the slots. Padding and invalid nodes are masked through
+    ``action_mask`` as for :class:`CategoricalHead`; the input is what
+    :meth:`ActorCritic._head_input` builds.
+
+    Args:
+        node_features: Width :math:`H` of the node embeddings.
+        in_features: Width :math:`D` of the core's output.
+        space: ``Discrete(N_max)`` with ``start = 0``: the action is a node slot.
+
+    Shapes:
+        ``y`` ``[..., N_max, H + D]`` (each node's embedding beside the core's output) ->
+        logits ``[..., N_max]``.
+    """
+
+    def __init__(self, node_features: int, in_features: int, space: gym.spaces.Discrete):
+        nn.Module.__init__(self)
+        if int(space.start) != 0:
+            raise ValueError(f"a node head needs Discrete(N_max) starting at 0, got {space}")
+        self.start = 0
+        self.mlp = nn.Sequential(
+            _init(nn.Linear(node_features + in_features, in_features), math.sqrt(2)), nn.Tanh(),
+            _init(nn.Linear(in_features, 1), 0.01),
+        )
+
+    def logits(self, y: torch.Tensor) -> torch.Tensor:
+        return self.mlp(y).squeeze(-1)
 
 
 class GaussianHead(nn.Module):
@@ -257,51 +320,25 @@ def make_action_head(in_features: int, space: gym.Space) -> nn.Module:
     raise TypeError(f"no action head for {space}: expected Discrete or Box")
 
 
-class AgentCommunication(nn.Module):
-    """Message passing between the agents of each copy, in the policy's communication slot.
+def __getattr__(name: str) -> Any:
+    # AgentCommunication moved to graphs/communication.py (graphs own the agent-communication
+    # GNN); re-exported here lazily so that importing the policies does not import PyG.
+    if name == "AgentCommunication":
+        from graphs.communication import AgentCommunication
 
-    Rows are agents folded into the batch (:class:`agents.multiagent.AgentBatch`: copy ``n``'s
-    agent ``a`` is row ``n * num_agents + a``). The agents of a copy form a complete graph; a PyG
-    GNN (``graphs.GraphEncoder``) passes messages over it, and each agent's features become
-    ``x + GNN(x)`` (a residual, so no communication is the starting point).
+        return AgentCommunication
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    Args:
-        hidden_size: Feature width (in and out).
-        num_agents: Agents per copy.
-        model, num_layers: See ``graphs.GraphEncoder``.
 
-    Shapes:
-        ``[T, N * num_agents, hidden_size]`` -> same.
-    """
-
-    def __init__(self, hidden_size: int, num_agents: int, model: str = "gcn",
-                 num_layers: int = 2):
-        super().__init__()
-        from graphs import GraphEncoder
-
-        if num_agents < 2:
-            raise ValueError(f"communication needs at least 2 agents, got {num_agents}")
-        self.num_agents = num_agents
-        self.gnn = GraphEncoder(hidden_size, hidden_size, num_layers, model, validate=False)
-        src, dst = torch.meshgrid(torch.arange(num_agents), torch.arange(num_agents),
-                                  indexing="ij")
-        keep = src != dst
-        self.register_buffer("edges", torch.stack((src[keep], dst[keep])), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        length, rows, width = x.shape
-        copies, agents = rows // self.num_agents, self.num_agents
-        nodes = x.reshape(length, copies, agents, width)
-        edges = self.edges.expand(length, copies, 2, -1)
-        graph = {
-            "x": nodes,
-            "edge_index": edges,
-            "node_mask": torch.ones(length, copies, agents, dtype=torch.bool, device=x.device),
-            "edge_mask": torch.ones(length, copies, edges.shape[-1], dtype=torch.bool,
-                                    device=x.device),
-        }
-        messages, _ = self.gnn(graph)
-        return x + messages.reshape(length, rows, width)
+def wants_node_head(observation_space: gym.Space, action_space: gym.Space) -> bool:
+    """Whether the action picks a node slot: a graph observation with ``Discrete(N_max)``
+    actions (``start = 0``) where ``N_max`` is its number of node slots."""
+    return (
+        is_graph_space(observation_space)
+        and isinstance(action_space, gym.spaces.Discrete)
+        and int(action_space.start) == 0
+        and int(action_space.n) == int(observation_space["x"].shape[0])
+    )
 
 
 class ActorCritic(nn.Module):
@@ -320,9 +357,22 @@ class ActorCritic(nn.Module):
         critic_observation_space: What the value head sees when it is not the observation (the
             global state of a multi-agent task: MAPPO's centralised critic); needs
             ``shared_trunk=False``. Methods then take ``critic_obs`` beside ``obs``.
-        encoder_kwargs: Options of the graph encoder (``model``, ``num_layers``, ``readout``).
-        communication: Multi-agent only: ``{"num_agents": A, "model": ..., "num_layers": ...}``
-            adds :class:`AgentCommunication` between the actor's encoder and core.
+        encoder_kwargs: Options of the graph encoder (``model``, ``num_layers``, ``readout``);
+            ``model="flat"`` encodes a graph as a plain Dict (an MLP over the flattened padding).
+            ``node_head`` (bool) picks the action head of a graph task whose action is a node
+            slot (``Discrete(N_max)``, see :func:`wants_node_head`): :class:`NodeHead`, one logit
+            per node from its GNN embedding and the core's output (the default there), or, when
+            false, a :class:`CategoricalHead` on the core's output alone.
+        communication: Multi-agent only: ``{"num_agents": A, "model": ..., "num_layers": ...,
+            "graph": ..., "k": ..., "radius": ..., "position_slice": ...}`` adds
+            :class:`graphs.AgentCommunication` between the actor's encoder and core; it reads
+            the agents' positions from the actor's raw observation.
+        value_head: ``"linear"`` (a plain ``Linear(D, 1)``) or ``"bayes"``
+            (:class:`agents.bayesian.BayesianValueHead`: a Pyro Bayesian linear layer whose
+            epistemic std is ``self.critic.last_std`` after each call).
+        thompson_policy: Make the action head's last layer Bayesian
+            (:class:`agents.bayesian.ThompsonLinear`): one weight sample per episode, given as
+            ``policy_noise`` to :meth:`act` and :meth:`evaluate` (the rollout draws and stores it).
 
     Shapes:
         ``obs`` ``[T, B, *obs_shape]``, ``episode_start`` ``[T, B]``, ``action`` ``[T, B,
@@ -340,8 +390,12 @@ class ActorCritic(nn.Module):
         critic_observation_space: gym.Space | None = None,
         encoder_kwargs: dict | None = None,
         communication: dict | None = None,
+        value_head: str = "linear",
+        thompson_policy: bool = False,
     ):
         super().__init__()
+        if value_head not in ("linear", "bayes"):
+            raise ValueError(f"value_head must be 'linear' or 'bayes', got {value_head!r}")
         if shared_trunk and critic_observation_space is not None:
             raise ValueError("a critic with its own observation space needs shared_trunk=False")
 
@@ -353,14 +407,49 @@ class ActorCritic(nn.Module):
             return make_encoder(space, hidden_size, encoder_kwargs), core_
 
         self.encoder, self.core = trunk(observation_space)
-        self.communication = (
-            AgentCommunication(hidden_size, **communication) if communication else None
-        )
+        self.communication = None
+        if communication:
+            from graphs.communication import AgentCommunication
+
+            self.communication = AgentCommunication(hidden_size, **communication)
         self.critic_encoder, self.critic_core = (None, None) if shared_trunk else trunk(
             critic_observation_space or observation_space
         )
-        self.actor = make_action_head(self.core.output_size, action_space)
-        self.critic = _init(nn.Linear(self.core.output_size, 1), 1.0)
+        node_head = (encoder_kwargs or {}).get("node_head")
+        possible = wants_node_head(observation_space, action_space) and isinstance(
+            self.encoder, GraphObsEncoder)
+        if node_head and not possible:
+            raise ValueError(
+                "node_head=True needs a graph observation encoded by a GNN (not model='flat') "
+                f"and Discrete(N_max) actions over its node slots; got {observation_space} and "
+                f"{action_space}"
+            )
+        #: The action is a node slot, scored per node by :class:`NodeHead`.
+        self.node_head = possible if node_head is None else bool(node_head)
+        if self.node_head:
+            self.actor = NodeHead(self.encoder.gnn.out_features, self.core.output_size,
+                                  action_space)
+        else:
+            self.actor = make_action_head(self.core.output_size, action_space)
+        #: The Bayesian last layer of a Thompson-sampling policy head, else None.
+        self.thompson = None
+        if thompson_policy:
+            from agents.bayesian import ThompsonLinear
+
+            if isinstance(self.actor, CategoricalHead) and not self.node_head:
+                self.actor.linear = self.thompson = ThompsonLinear(self.actor.linear)
+            elif isinstance(self.actor, GaussianHead):
+                self.actor.mean = self.thompson = ThompsonLinear(self.actor.mean)
+            else:
+                raise ValueError("thompson_policy needs a Discrete or Box action head (not the "
+                                 "node head of graph tasks)")
+        if value_head == "bayes":
+            from agents.bayesian import BayesianValueHead
+
+            self.critic = BayesianValueHead(self.core.output_size)
+        else:
+            self.critic = _init(nn.Linear(self.core.output_size, 1), 1.0)
+        self.bayesian_value = value_head == "bayes"
 
     def initial_state(self, batch: int) -> State:
         device = next(self.parameters()).device
@@ -369,38 +458,68 @@ class ActorCritic(nn.Module):
             state = state + self.critic_core.initial_state(batch, device)
         return state
 
-    def _actor_features(self, obs: Any) -> torch.Tensor:
-        """Encoder, then (multi-agent) communication: the actor core's input."""
-        features = self.encoder(obs)
-        return features if self.communication is None else self.communication(features)
+    def _actor_features(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encoder, then (multi-agent) communication, which reads the raw observation (the
+        agents' positions): the actor core's input ``[T, B, D]``, and the node embeddings
+        ``[T, B, N_max, H]`` that travel beside the core to a node head (None without one)."""
+        nodes = None
+        if self.node_head:
+            nodes, features = self.encoder.embed(obs)
+        else:
+            features = self.encoder(obs)
+        if self.communication is not None:
+            features = self.communication(features, obs)
+        return features, nodes
+
+    def _head_input(self, y: torch.Tensor, nodes: torch.Tensor | None) -> torch.Tensor:
+        """The action head's input: the core's output ``y`` ``[T, B, D]``, or with a node head
+        each node's embedding beside it, ``[T, B, N_max, H + D]``."""
+        if nodes is None:
+            return y
+        return torch.cat((nodes, y.unsqueeze(-2).expand(*nodes.shape[:-1], y.shape[-1])), -1)
 
     def _trunks(
         self, obs: torch.Tensor, state: State, episode_start: torch.Tensor,
         critic_obs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, State]:
-        """Actor features, critic features (both ``[T, B, D]``) and the new state."""
+        """The action head's input (:meth:`_head_input`), the critic's features ``[T, B, D]``
+        and the new state."""
+        features, nodes = self._actor_features(obs)
         if self.critic_core is None:
-            y, state = self.core(self._actor_features(obs), state, episode_start)
-            return y, y, state
+            y, state = self.core(features, state, episode_start)
+            return self._head_input(y, nodes), y, state
         split = len(state) // 2
-        y, actor_state = self.core(self._actor_features(obs), state[:split], episode_start)
+        y, actor_state = self.core(features, state[:split], episode_start)
         y_critic, critic_state = self.critic_core(
             self.critic_encoder(obs if critic_obs is None else critic_obs), state[split:],
             episode_start,
         )
-        return y, y_critic, actor_state + critic_state
+        return self._head_input(y, nodes), y_critic, actor_state + critic_state
 
     def act(
         self, obs: torch.Tensor, state: State, episode_start: torch.Tensor,
-        critic_obs: torch.Tensor | None = None,
+        critic_obs: torch.Tensor | None = None, policy_noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
         """Sample one step. ``obs`` ``[B, ...]`` -> ``(action, logprob [B], value [B], state)``."""
         y, y_critic, state = self._trunks(
             tree_map(unsqueeze0, obs), state, episode_start.unsqueeze(0),
             None if critic_obs is None else critic_obs.unsqueeze(0),
         )
-        action, logprob = self.actor.sample(y[0], action_mask(obs))
+        with self._policy_noise(policy_noise):
+            action, logprob = self.actor.sample(y[0], action_mask(obs))
         return action, logprob, self.critic(y_critic[0]).squeeze(-1), state
+
+    @contextlib.contextmanager
+    def _policy_noise(self, noise: torch.Tensor | None) -> Iterator[None]:
+        """Act with the weight sample ``noise`` of a Thompson head (posterior mean if None)."""
+        if self.thompson is None:
+            yield
+            return
+        self.thompson.noise = noise
+        try:
+            yield
+        finally:
+            self.thompson.noise = None
 
     def value(
         self, obs: torch.Tensor, state: State, episode_start: torch.Tensor,
@@ -408,7 +527,7 @@ class ActorCritic(nn.Module):
     ) -> torch.Tensor:
         """Value of a sequence: ``obs`` ``[T, B, ...]`` -> ``[T, B]``."""
         if self.critic_core is None:
-            y, _ = self.core(self.encoder(obs), state, episode_start)
+            y, _ = self.core(self._actor_features(obs)[0], state, episode_start)
         else:
             critic_state = state[len(state) // 2 :]
             critic_in = obs if critic_obs is None else critic_obs
@@ -417,11 +536,12 @@ class ActorCritic(nn.Module):
 
     def evaluate(
         self, obs: torch.Tensor, action: torch.Tensor, state: State, episode_start: torch.Tensor,
-        critic_obs: torch.Tensor | None = None,
+        critic_obs: torch.Tensor | None = None, policy_noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-probability, entropy and value of stored sequences, each ``[T, B]``."""
         y, y_critic, _ = self._trunks(obs, state, episode_start, critic_obs)
-        logprob, entropy = self.actor.evaluate(y, action, action_mask(obs))
+        with self._policy_noise(policy_noise):
+            logprob, entropy = self.actor.evaluate(y, action, action_mask(obs))
         return logprob, entropy, self.critic(y_critic).squeeze(-1)
 
     @torch.no_grad()
@@ -437,8 +557,9 @@ class ActorCritic(nn.Module):
             state = self.initial_state(first.shape[0])
         # Acting needs the actor's trunk only; the critic's part of the state is passed through.
         split = len(state) // 2 if self.critic_core is not None else len(state)
-        y, actor_state = self.core(self._actor_features(tree_map(unsqueeze0, obs)),
-                                   state[:split], episode_start.unsqueeze(0))
+        features, nodes = self._actor_features(tree_map(unsqueeze0, obs))
+        y, actor_state = self.core(features, state[:split], episode_start.unsqueeze(0))
+        y = self._head_input(y, nodes)
         state = actor_state + state[split:]
         mask = action_mask(obs)
         action = self.actor.mode(y[0], mask) if deterministic else self.actor.sample(y[0], mask)[0]

@@ -65,10 +65,17 @@ class PPOConfig:
     """Extra arguments of the core (layers, heads, window...)."""
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
     """Options of the graph encoder for graph observations: ``model`` (gcn, gat, gatv2, gin,
-    sage), ``num_layers``, ``readout`` (mean, max, attention)."""
-    communication: str | None = None
-    """Multi-agent only: a GNN model name (gcn, gat, gatv2, gin, sage) for message passing
-    between the agents of each copy before the memory core; None: no communication."""
+    sage, or ``flat``: an MLP over the flattened padding, the no-GNN baseline), ``num_layers``,
+    ``readout`` (mean, max, attention), and ``node_head`` (default: on wherever the action is a
+    node slot, ``Discrete(N_max)``; false scores the actions from the graph embedding alone)."""
+    communication: str | dict[str, Any] | None = None
+    """Multi-agent only: message passing between the agents of each copy before the memory core
+    (``graphs.AgentCommunication``); None: no communication. A GNN model name (gcn, gat, gatv2,
+    gin, sage) over the complete graph of the agents, or a dict: ``model``, ``num_layers``,
+    ``graph`` (``complete``, ``knn`` with ``k``, ``radius`` with ``radius``) and the position
+    source ``position_slice`` (``[start, stop]`` into the agent's own observation, negative
+    bounds from its end; defaults for CooperativeNavigation and Pursuit) or ``position_key``,
+    e.g. ``{"model": "gcn", "graph": "knn", "k": 2}``."""
     shared_trunk: bool = False
     """One encoder and core for policy and value; False gives the value head its own."""
     centralised_critic: bool = False
@@ -110,6 +117,15 @@ class PPOConfig:
     """Save a checkpoint every this many updates (and always at the end); 0: only at the end."""
     stop_at_return: float | None = None
     """Stop once the mean return of the last 20 finished episodes reaches this."""
+    value_head: str = "linear"
+    """``linear`` or ``bayes``: a Pyro Bayesian linear value head (``agents/bayesian.py``) whose
+    epistemic std is logged as ``uncertainty/value_std``; its loss is the ELBO."""
+    thompson_policy: bool = False
+    """Thompson-style exploration: the policy head's last layer is Bayesian and each copy acts
+    with one weight sample per episode (``agents/bayesian.py``); evaluation uses the mean."""
+    uncertainty_bonus: float = 0.0
+    """With ``value_head="bayes"``: add this times the value's epistemic std to each learning
+    reward, an exploration bonus for states the critic is unsure about. 0: none."""
 
     def __post_init__(self) -> None:
         positive = ("num_envs", "num_steps", "total_steps", "hidden_size", "num_minibatches",
@@ -134,6 +150,16 @@ class PPOConfig:
             raise ValueError(f"unknown core {self.core!r}{hint} Expected one of {sorted(CORES)}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.communication is not None:
+            from graphs.communication import communication_options
+
+            communication_options(self.communication)  # a ValueError naming the bad option
+        if self.value_head not in ("linear", "bayes"):
+            raise ValueError(f"value_head must be 'linear' or 'bayes', got {self.value_head!r}")
+        if self.uncertainty_bonus < 0 or (self.uncertainty_bonus and self.value_head != "bayes"):
+            raise ValueError("uncertainty_bonus must be >= 0 and needs value_head='bayes' (the "
+                             f"bonus is the Bayesian value head's std); got "
+                             f"{self.uncertainty_bonus} with value_head={self.value_head!r}")
         if self.sequence_length is not None and self.num_steps % self.sequence_length:
             raise ValueError(f"num_steps = {self.num_steps} must be a multiple of "
                              f"sequence_length = {self.sequence_length}")
@@ -221,8 +247,9 @@ def train(
     policy = ActorCritic(obs_space, act_space, config.core, config.hidden_size,
                          config.core_kwargs, config.shared_trunk,
                          getattr(env, "critic_observation_space", None),
-                         config.encoder_kwargs, _communication(config, env)).to(device)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=1e-5,
+                         config.encoder_kwargs, _communication(config, env),
+                         config.value_head, config.thompson_policy).to(device)
+    optimizer = torch.optim.Adam(_param_groups(policy), lr=config.learning_rate, eps=1e-5,
                                  fused=True)
     # Feed-forward cores learn from shuffled single steps, recurrent ones from whole sequences.
     sequence_length = None
@@ -262,6 +289,8 @@ def train(
     obs, info = env.reset(seed=config.seed + 7919 * start_update)
     carry = Carry(obs, policy.initial_state(env.num_envs),
                   torch.ones(env.num_envs, dtype=torch.bool, device=device), info.get("critic_obs"))
+    uncertainty = _UncertaintyLog(policy, env, device, config.seed) if policy.bayesian_value \
+        else None
     start_time = time.perf_counter()
 
     def elapsed() -> float:
@@ -271,13 +300,13 @@ def train(
         frac = 1.0 - update / config.num_updates
         lr = config.learning_rate * frac if config.anneal_lr else config.learning_rate
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_multiplier"]
         clip = config.clip_coef * frac if config.anneal_clip else config.clip_coef
 
         # ------------------------------------------------------------ rollout
         policy.eval()
         carry = collect(policy, env, buf, carry, config.gamma, config.gae_lambda,
-                        config.reward_scale)
+                        config.reward_scale, config.uncertainty_bonus)
         global_step += config.batch_size
 
         # ------------------------------------------------------------ update
@@ -288,7 +317,7 @@ def train(
             epoch_kl = torch.zeros((), device=device)
             for mb in buf.minibatches(config.num_minibatches):
                 new_logprob, entropy, new_value = policy.evaluate(
-                    mb.obs, mb.actions, mb.state, mb.episode_starts, mb.critic_obs
+                    mb.obs, mb.actions, mb.state, mb.episode_starts, mb.critic_obs, mb.policy_noise
                 )
                 log_ratio = new_logprob - mb.logprobs
                 ratio = log_ratio.exp()
@@ -303,6 +332,10 @@ def train(
                                                  (clipped - mb.returns).square()).mean()
                 else:
                     value_loss = 0.5 * (new_value - mb.returns).square().mean()
+                if policy.bayesian_value:  # the rest of the ELBO (see agents/bayesian.py)
+                    value_loss = value_loss + policy.critic.elbo_penalty(config.batch_size)
+                if policy.thompson is not None:  # the guide's KL, weighted 1 / samples
+                    policy_loss = policy_loss + policy.thompson.kl_divergence() / config.batch_size
                 entropy_loss = entropy.mean()
                 loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy_loss
 
@@ -347,6 +380,8 @@ def train(
             writer.add_scalar("losses/entropy", entropy_ / count, global_step)
             writer.add_scalar("losses/approx_kl", kl_ / count, global_step)
             writer.add_scalar("losses/clipfrac", clipfrac_ / count, global_step)
+            if uncertainty is not None:
+                uncertainty.write(writer, buf, global_step)
 
         reached = (
             config.stop_at_return is not None
@@ -388,6 +423,28 @@ def train(
     return TrainResult(policy=policy, metrics=metrics)
 
 
+#: Where an agent's own position sits in its observation, for communication graphs built from
+#: positions (``[start, stop]``, negative bounds from the end of the agent's own observation).
+POSITION_SLICES: dict[str, tuple[int, int | None]] = {
+    "umbra/CooperativeNavigation-v0": (0, 2),  # own (x, y) first
+    "umbra/Pursuit-v0": (-2, None),  # own cell / (size - 1) last
+}
+
+
+def _param_groups(policy: ActorCritic) -> list[dict[str, Any]]:
+    """Adam's parameter groups: everything at the run's learning rate, except the scales of
+    Bayesian guides, which move ``agents.bayesian.SCALE_LR_MULTIPLIER`` times faster."""
+    from agents.bayesian import SCALE_LR_MULTIPLIER, guide_scale_parameters
+
+    scales = guide_scale_parameters(policy)
+    ids = {id(p) for p in scales}
+    groups = [{"params": [p for p in policy.parameters() if id(p) not in ids],
+               "lr_multiplier": 1.0}]
+    if scales:
+        groups.append({"params": scales, "lr_multiplier": SCALE_LR_MULTIPLIER})
+    return groups
+
+
 def _communication(config: PPOConfig, env: Any) -> dict | None:
     """The communication module's settings, or None."""
     if config.communication is None:
@@ -395,7 +452,70 @@ def _communication(config: PPOConfig, env: Any) -> dict | None:
     if not isinstance(env, AgentBatch):
         raise ValueError(f"communication needs a multi-agent environment; {config.env_id} is "
                          f"{env.kind}")
-    return {"num_agents": env.num_agents, "model": config.communication}
+    from graphs.communication import communication_options
+
+    options = communication_options(config.communication)
+    if options["graph"] != "complete" and options.get("position_key") is None:
+        position = options.get("position_slice") or POSITION_SLICES.get(config.env_id)
+        if position is None:
+            raise ValueError(
+                f"communication graph {options['graph']!r} is built from the agents' positions, "
+                f"and {config.env_id} has no default position source: add position_slice = "
+                "[start, stop] (where the agent's own position sits in its observation) to the "
+                f"communication options (defaults exist for {', '.join(POSITION_SLICES)})"
+            )
+        # Bounds refer to the agent's own observation; AgentBatch appends the agent id after it.
+        own = int(math.prod(env.env.single_observation_space.shape))
+        start, stop, _ = slice(*position).indices(own)
+        if stop <= start:
+            raise ValueError(f"position_slice {list(position)} selects nothing of {config.env_id}"
+                             f"'s observation of size {own}")
+        options["position_slice"] = (start, stop)
+    return {"num_agents": env.num_agents, **options}
+
+
+class _UncertaintyLog:
+    """``uncertainty/*`` scalars of a Bayesian value head, once per update.
+
+    - ``uncertainty/value_std``: mean epistemic std of the values of the rollout's states (the
+      states the policy visits);
+    - ``uncertainty/episode_value_std``: per finished episode, the mean std over its steps,
+      averaged over the episodes that ended in the rollout;
+    - ``uncertainty/value_std_unvisited`` (Box observations): mean std on a fixed set of 1,024
+      observations drawn uniformly from the observation space (infinite bounds cut at ±10) —
+      mostly states no policy visits, e.g. CartPole positions beyond the track's end.
+    """
+
+    def __init__(self, policy: ActorCritic, env: Any, device: torch.device, seed: int):
+        from agents.bayesian import unvisited_probe
+
+        self.policy = policy
+        self.std_sum = torch.zeros(env.num_envs, device=device)
+        self.steps = torch.zeros(env.num_envs, device=device)
+        generator = torch.Generator().manual_seed(seed + 104_729)
+        self.probe = None if getattr(env, "critic_observation_space", None) is not None else \
+            unvisited_probe(env.single_observation_space, 1024, 10.0, generator, device)
+
+    @torch.no_grad()
+    def write(self, writer: Any, buf: Rollout, global_step: int) -> None:
+        episode_means = []
+        for t in range(buf.num_steps):  # per-episode means: T small kernels, once per update
+            self.std_sum += buf.value_std[t]
+            self.steps += 1
+            done = buf.dones[t]
+            episode_means.append((self.std_sum / self.steps)[done])
+            self.std_sum[done] = 0.0
+            self.steps[done] = 0.0
+        writer.add_scalar("uncertainty/value_std", buf.value_std.mean().item(), global_step)
+        ended = torch.cat(episode_means)
+        if ended.numel():
+            writer.add_scalar("uncertainty/episode_value_std", ended.mean().item(), global_step)
+        if self.probe is not None:
+            count = self.probe.shape[0]
+            starts = torch.ones(1, count, dtype=torch.bool, device=self.probe.device)
+            self.policy.value(self.probe.unsqueeze(0), self.policy.initial_state(count), starts)
+            writer.add_scalar("uncertainty/value_std_unvisited",
+                              self.policy.critic.last_std.mean().item(), global_step)
 
 
 def _mean(values: list[float]) -> float:

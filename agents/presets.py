@@ -35,8 +35,16 @@ for _algo in ("ippo", "mappo"):
 AGENT_PRESETS["mappo-comm"] = {**AGENT_PRESETS["mappo"], "communication": "gcn"}
 AGENT_PRESETS["ippo-comm"] = {**AGENT_PRESETS["ippo"], "communication": "gcn"}
 # Graph observations: the GNN of the encoder by name (``ppo`` on a graph task uses GCN).
+# Where the action is a node slot they score each node from its embedding (a node head).
 for _model in ("gcn", "gat", "gin", "sage"):
     AGENT_PRESETS[_model] = {"core": "mlp", "encoder_kwargs": {"model": _model}}
+# The no-GNN baseline: an MLP over the flattened padding (x, edge_index, masks; no action mask).
+AGENT_PRESETS["mlp-flat"] = {"core": "mlp", "encoder_kwargs": {"model": "flat"}}
+# A Bayesian value head (agents/bayesian.py) on the feed-forward agent; any agent gets one with
+# the config override ``value_head = "bayes"``.
+AGENT_PRESETS["ppo-bayes"] = {"core": "mlp", "value_head": "bayes"}
+# Thompson-style exploration: one weight sample of a Bayesian policy head per episode.
+AGENT_PRESETS["ppo-thompson"] = {"core": "mlp", "thompson_policy": True}
 AGENTS = tuple(AGENT_PRESETS)
 
 #: Environment id -> tuned overrides, applied under the agent's.

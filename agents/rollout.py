@@ -103,6 +103,7 @@ class Carry:
     state: State
     episode_start: torch.Tensor
     critic_obs: torch.Tensor | None = None
+    policy_noise: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -114,6 +115,7 @@ def collect(
     gamma: float,
     gae_lambda: float,
     reward_scale: float = 1.0,
+    uncertainty_bonus: float = 0.0,
 ) -> Carry:
     """Fill ``buf`` with ``buf.num_steps`` steps of every copy, then its advantages and returns.
 
@@ -122,14 +124,16 @@ def collect(
     input (``info["critic_obs"]``, ``info["final_critic_obs"]``: MAPPO through
     :class:`agents.multiagent.AgentBatch`) has it stored and used. Box actions are clipped to
     the action space before the environment sees them; the unclipped sample is stored for the
-    log-probability.
+    log-probability. With a Bayesian value head (``policy.bayesian_value``) the epistemic std of
+    each step's value is stored in ``buf.value_std`` and ``uncertainty_bonus * std`` is added to
+    the learning reward (an exploration bonus; logged returns stay the environment's).
     Nothing leaves the device.
 
     Returns:
         The carry for the next rollout.
     """
     obs, state, episode_start = carry.obs, carry.state, carry.episode_start
-    critic_obs = carry.critic_obs
+    critic_obs, noise = carry.critic_obs, carry.policy_noise
     bounds = action_bounds(env.single_action_space, env.device)
     for t in range(buf.num_steps):
         _store(buf.obs, t, obs)
@@ -137,7 +141,16 @@ def collect(
         buf.store_state(t, state)
         if critic_obs is not None:
             buf.store_critic_obs(t, critic_obs)
-        action, logprob, value, state = policy.act(obs, state, episode_start, critic_obs)
+        if policy.thompson is not None:  # one weight sample per episode and copy
+            fresh = policy.thompson.sample_noise(env.num_envs)
+            noise = fresh if noise is None else torch.where(episode_start[:, None], fresh, noise)
+            buf.store_policy_noise(t, noise)
+        action, logprob, value, state = policy.act(obs, state, episode_start, critic_obs, noise)
+        bonus = 0.0
+        if policy.bayesian_value:
+            value_std = policy.critic.last_std.squeeze(-1)
+            buf.value_std[t] = value_std
+            bonus = uncertainty_bonus * value_std
         obs, reward, terminated, truncated, info = env.step(clip_action(action, bounds))
         final_critic = info.get("final_critic_obs")
         final_value = policy.value(
@@ -151,7 +164,7 @@ def collect(
         buf.actions[t] = action
         buf.logprobs[t] = logprob
         buf.values[t] = value
-        buf.rewards[t] = reward * reward_scale + bootstrap
+        buf.rewards[t] = reward * reward_scale + bootstrap + bonus
         buf.dones[t] = episode_start
         buf.episode_return[t] = info["episode_return"]
         buf.episode_length[t] = info["episode_length"]
@@ -161,7 +174,7 @@ def collect(
     buf.advantages, buf.returns = compute_gae(
         buf.rewards, buf.values, buf.dones, next_value, gamma, gae_lambda
     )
-    return Carry(obs, state, episode_start, critic_obs)
+    return Carry(obs, state, episode_start, critic_obs, noise)
 
 
 @dataclass
@@ -177,6 +190,7 @@ class Minibatch:
     episode_starts: torch.Tensor
     state: State
     critic_obs: torch.Tensor | None = None
+    policy_noise: torch.Tensor | None = None
 
 
 class Rollout:
@@ -227,6 +241,8 @@ class Rollout:
         self.episode_starts = torch.zeros(size, dtype=torch.bool, device=device)
         #: The critic's own input where it differs from ``obs`` (MAPPO), else None.
         self.critic_obs: torch.Tensor | None = None
+        #: The weight-sample noise of a Thompson policy head at each step, else None.
+        self.policy_noise: torch.Tensor | None = None
         #: Core state before the first step of each chunk: a tuple of ``[chunks, ...]``.
         self.states: tuple[torch.Tensor, ...] = ()
         self.advantages = torch.zeros(size, device=device)
@@ -235,6 +251,8 @@ class Rollout:
         self.episode_return = torch.zeros(size, device=device)
         self.episode_length = torch.zeros(size, dtype=torch.int64, device=device)
         self.episode_done = torch.zeros(size, dtype=torch.bool, device=device)
+        #: Epistemic std of each step's value (filled with a Bayesian value head only).
+        self.value_std = torch.zeros(size, device=device)
 
     def finished_episodes(self) -> tuple[list[float], list[int]]:
         """Returns and lengths of the episodes that ended during this rollout (syncs once)."""
@@ -247,6 +265,13 @@ class Rollout:
             self.critic_obs = torch.zeros((self.num_steps,) + critic_obs.shape,
                                           dtype=critic_obs.dtype, device=critic_obs.device)
         self.critic_obs[t] = critic_obs
+
+    def store_policy_noise(self, t: int, noise: torch.Tensor) -> None:
+        """Record the policy's weight-sample noise at step ``t`` (allocated on first use)."""
+        if self.policy_noise is None:
+            self.policy_noise = torch.zeros((self.num_steps,) + noise.shape, dtype=noise.dtype,
+                                            device=noise.device)
+        self.policy_noise[t] = noise
 
     def store_state(self, t: int, state: State) -> None:
         """Record the core state used at step ``t`` if a chunk starts there."""
@@ -286,6 +311,8 @@ class Rollout:
                   "episode_starts": self.episode_starts}
         if self.critic_obs is not None:
             fields["critic_obs"] = self.critic_obs
+        if self.policy_noise is not None:
+            fields["policy_noise"] = self.policy_noise
         if self.sequence_length is None:
             total = self.num_steps * self.num_envs
             order = self._shuffled(total, generator)

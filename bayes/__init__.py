@@ -8,10 +8,21 @@ from bayes.calibration import (
     negative_log_likelihood,
     reliability_diagram,
 )
-from bayes.heads import BayesianLinear, train_bayesian_head
+from bayes.heads import (
+    BayesianClassifier,
+    BayesianHead,
+    BayesianLinear,
+    GuideParams,
+    PredictiveUncertainty,
+    train_bayesian_head,
+)
 
 __all__ = [
+    "BayesianClassifier",
+    "BayesianHead",
     "BayesianLinear",
+    "GuideParams",
+    "PredictiveUncertainty",
     "brier_score",
     "expected_calibration_error",
     "fit_temperature",

@@ -5,12 +5,21 @@
   :func:`from_pyg_batch`, :func:`pad_graphs`).
 - :mod:`graphs.encoders`: :class:`GraphEncoder`, PyG's GCN/GAT/GATv2/GIN/GraphSAGE plus a
   mean/max/attention readout, on padded graphs with any leading batch axes.
+- :mod:`graphs.communication`: :class:`AgentCommunication`, message passing between the agents
+  of each copy over a complete, k-nearest-neighbour or radius graph of their positions
+  (:func:`communication_graph`).
 - :mod:`graphs.tasks`: node classification (stochastic block model, karate club) and graph
   classification (structural motifs) with :func:`train_node_classifier` and
   :func:`train_graph_classifier`.
 """
 
 from graphs.batching import from_pyg_batch, pad_graphs, to_padded, to_pyg_batch
+from graphs.communication import (
+    COMMUNICATION_GRAPHS,
+    AgentCommunication,
+    communication_graph,
+    communication_options,
+)
 from graphs.encoders import MODELS, READOUTS, GraphEncoder
 from graphs.tasks import (
     GRAPH_TASKS,
@@ -25,6 +34,10 @@ from graphs.tasks import (
 )
 
 __all__ = [
+    "COMMUNICATION_GRAPHS",
+    "AgentCommunication",
+    "communication_graph",
+    "communication_options",
     "GRAPH_TASKS",
     "MODELS",
     "NODE_TASKS",

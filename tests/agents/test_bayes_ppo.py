@@ -1,0 +1,117 @@
+"""PPO with a Bayesian value head: ratio invariant, uncertainty logs, bonus, resume."""
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import envs
+from agents.bayesian import BayesianValueHead
+from agents.policies import ActorCritic
+from agents.ppo import PPOConfig, train
+from agents.presets import agent_config
+from agents.rollout import Carry, Rollout, collect, space_spec
+from envs.core import torch_dtype
+
+
+def _rollout(policy, env, bonus=0.0, seed=0):
+    shape, dtype = space_spec(env.single_observation_space)
+    buf = Rollout(16, env.num_envs, shape, env.single_action_space.shape, dtype,
+                  torch_dtype(env.single_action_space), env.device,
+                  16 if policy.core.recurrent else None)
+    obs, _ = env.reset(seed=seed)
+    torch.manual_seed(seed)
+    start = torch.ones(env.num_envs, dtype=torch.bool)
+    collect(policy, env, buf, Carry(obs, policy.initial_state(env.num_envs), start), 0.99, 0.95,
+            uncertainty_bonus=bonus)
+    return buf
+
+
+@pytest.mark.parametrize("core", ["mlp", "gru"])
+def test_bayesian_value_keeps_the_ratio_invariant(core):
+    env = envs.make("umbra/CartPole-v0", num_envs=8)
+    policy = ActorCritic(env.single_observation_space, env.single_action_space, core,
+                         hidden_size=16, value_head="bayes")
+    assert isinstance(policy.critic, BayesianValueHead)
+    buf = _rollout(policy, env)
+    assert (buf.value_std > 0).all()
+    for mb in buf.minibatches(2):
+        with torch.no_grad():
+            logprob, _, value = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts)
+        torch.testing.assert_close(logprob, mb.logprobs, atol=1e-5, rtol=0)
+        torch.testing.assert_close(value, mb.values, atol=1e-5, rtol=0)
+
+
+def test_exploration_bonus_adds_the_value_std_to_the_learning_reward():
+    env = envs.make("umbra/CartPole-v0", num_envs=8)
+    policy = ActorCritic(env.single_observation_space, env.single_action_space, hidden_size=16,
+                         value_head="bayes")
+    plain, bonus = _rollout(policy, env, 0.0), _rollout(policy, env, 0.5)
+    torch.testing.assert_close(bonus.actions, plain.actions)
+    torch.testing.assert_close(bonus.rewards - plain.rewards, 0.5 * plain.value_std)
+
+
+def _scalars(logdir, tag):
+    events = EventAccumulator(str(logdir))
+    events.Reload()
+    return [e.value for e in events.Scalars(tag)]
+
+
+def test_ppo_bayes_learns_and_its_uncertainty_falls_where_it_has_been(tmp_path):
+    config = agent_config("ppo-bayes", "umbra/CartPole-v0", total_steps=60_000, device="cpu")
+    result = train(config, logdir=tmp_path)
+    assert result.metrics["final_return"] > 150  # random play: ~22
+    visited = _scalars(tmp_path, "uncertainty/value_std")
+    unvisited = _scalars(tmp_path, "uncertainty/value_std_unvisited")
+    per_episode = _scalars(tmp_path, "uncertainty/episode_value_std")
+    assert len(visited) == config.num_updates and per_episode
+    assert visited[-1] < 0.5 * visited[0], "the std on visited states falls with training"
+    assert unvisited[-1] > 2 * visited[-1], "and stays higher on states never visited"
+
+
+def test_resume_restores_the_value_heads_guide(tmp_path):
+    config = PPOConfig(env_id="umbra/CartPole-v0", num_envs=8, num_steps=16, total_steps=512,
+                       value_head="bayes", device="cpu")
+    first = train(config, logdir=tmp_path).policy
+    saved = torch.load(tmp_path / "checkpoints/latest.pt", weights_only=True)["policy"]
+    # A new policy in the same process gets other Pyro names; the guide still loads.
+    env = envs.make("umbra/CartPole-v0")
+    fresh = ActorCritic(env.single_observation_space, env.single_action_space, value_head="bayes")
+    fresh.load_state_dict(saved)
+    features = torch.randn(32, 64)
+    torch.testing.assert_close(fresh.critic.std(features), first.critic.std(features))
+    longer = PPOConfig(**{**config.to_dict(), "total_steps": 1024})
+    resumed = train(longer, logdir=tmp_path, resume=True)
+    assert resumed.metrics["steps"] == 1024
+
+
+def test_bonus_without_a_bayesian_value_head_is_a_clear_error():
+    with pytest.raises(ValueError, match="value_head='bayes'"):
+        PPOConfig(uncertainty_bonus=0.1)
+    with pytest.raises(ValueError, match="value_head"):
+        PPOConfig(value_head="gaussian")
+
+
+@pytest.mark.parametrize("env_id", ["umbra/CartPole-v0", "umbra/Pendulum-v0"])
+def test_thompson_head_keeps_one_weight_sample_per_episode_and_the_ratio(env_id):
+    env = envs.make(env_id, num_envs=8)
+    policy = ActorCritic(env.single_observation_space, env.single_action_space, hidden_size=16,
+                         thompson_policy=True)
+    buf = _rollout(policy, env)
+    noise = buf.policy_noise
+    same = (noise[1:] == noise[:-1]).all(-1)  # [T-1, B]
+    torch.testing.assert_close(same, ~buf.episode_starts[1:])
+    for mb in buf.minibatches(2):
+        with torch.no_grad():
+            logprob, _, value = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts,
+                                                policy_noise=mb.policy_noise)
+        torch.testing.assert_close(logprob, mb.logprobs, atol=1e-5, rtol=0)
+        torch.testing.assert_close(value, mb.values, atol=1e-5, rtol=0)
+    with torch.no_grad():  # another weight sample gives another policy
+        other, _, _ = policy.evaluate(buf.obs, buf.actions, (), buf.episode_starts,
+                                      policy_noise=torch.randn_like(noise))
+    assert not torch.allclose(other, buf.logprobs, atol=1e-3)
+
+
+def test_ppo_thompson_learns_cartpole():
+    config = agent_config("ppo-thompson", "umbra/CartPole-v0", total_steps=60_000, device="cpu")
+    assert train(config).metrics["final_return"] > 150  # random play: ~22
