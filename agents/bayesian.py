@@ -1,25 +1,31 @@
 """Bayesian heads inside PPO: a value head that knows what it has not seen.
 
-:class:`BayesianValueHead` replaces the critic's final ``Linear(D, 1)`` by a Pyro
-:class:`bayes.heads.BayesianLinear` (Normal priors on weight and bias, a mean-field
-``AutoNormal`` guide). Its value is the posterior-mean prediction, so the rollout, GAE and the
-ratio-equals-one invariant see a deterministic number; its epistemic standard deviation is exact
-for the mean-field Gaussian guide (no sampling):
+:class:`BayesianValueHead` replaces the critic's final ``Linear(D, 1)`` by a Bayesian linear
+regression on the critic's features: a Pyro :class:`bayes.heads.BayesianLinear` (Normal priors on
+weight and bias, an ``AutoNormal`` guide whose mean PPO trains). Its value is the posterior-mean
+prediction, so the rollout, GAE and the ratio-equals-one invariant see a deterministic number; its
+epistemic standard deviation is exact for a Gaussian posterior (no sampling):
 
 .. math::
-    \\mathrm{Var}[V(x)] = \\sum_i x_i^2\\, \\sigma_{W,i}^2 + \\sigma_b^2 .
+    \\mathrm{Var}[V(x)] = \\tilde x^\\top \\Sigma\\, \\tilde x, \\qquad \\tilde x = (x, 1).
 
-Training uses the head's ELBO with a unit-variance Gaussian likelihood on the returns. Under the
-mean-field guide its expectation is closed form, which PPO adds to its (clipped) squared error::
+By default ``Sigma`` is the full-covariance posterior given the features of the last rollout's
+states (the ELBO's closed-form optimum for a linear-Gaussian model); see the class for the
+mean-field alternative. Training uses the ELBO with a unit-variance Gaussian likelihood on the
+returns; in expectation under the posterior it is closed form, and PPO adds it to its (clipped)
+squared error::
 
     -ELBO / N = 0.5 * (returns - mean)^2 + 0.5 * var + KL(q || prior) / N  (+ const)
 
 with ``N`` the samples of one rollout (the KL weight shrinks with the data, as in
 :mod:`bayes.heads`). The uncertainty is logged as ``uncertainty/value_std`` and can be added to the
-reward as an exploration bonus (``PPOConfig.uncertainty_bonus``).
+reward as an exploration bonus (``PPOConfig.uncertainty_bonus``). :class:`ThompsonLinear` makes
+the policy head's last layer Bayesian, for Thompson-style exploration.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -42,9 +48,22 @@ def guide_scale_parameters(module: nn.Module) -> list[nn.Parameter]:
 class BayesianValueHead(nn.Module):
     """The critic's last layer as a Bayesian linear regression on the critic's features.
 
+    The Pyro :class:`bayes.heads.BayesianLinear` holds the priors and the guide; the guide's mean
+    is trained by PPO's optimiser through the ELBO. The weight covariance is either
+
+    - ``"full"`` (default): the ELBO's optimum among full-covariance Gaussians, in closed form
+      for a linear-Gaussian model: ``Sigma = (X^T X / noise^2 + I / prior^2)^-1`` over the
+      features ``X`` (with a bias column) of the last rollout's states (Bayesian last layer /
+      "neural linear"). Directions of feature space the policy never visits keep the prior's
+      variance, so states never seen stay uncertain; or
+    - ``"diagonal"``: the mean-field guide's own scales (``AutoNormal``), trained by the ELBO.
+      Cheaper, but a diagonal posterior cannot tell visited feature directions from unvisited
+      ones: its std mostly follows the features' norm.
+
     Args:
         in_features: Width of the critic's features.
         prior_scale: Standard deviation of the Normal priors on weights and bias.
+        covariance: ``"full"`` or ``"diagonal"``.
 
     Attributes:
         last_std: Epistemic standard deviation of the values of the last ``forward`` call
@@ -55,29 +74,88 @@ class BayesianValueHead(nn.Module):
         ``y`` ``[..., in_features]`` -> value ``[..., 1]``.
     """
 
-    def __init__(self, in_features: int, prior_scale: float = 1.0):
+    def __init__(self, in_features: int, prior_scale: float = 1.0, covariance: str = "full"):
         super().__init__()
+        if covariance not in ("full", "diagonal"):
+            raise ValueError(f"covariance must be 'full' or 'diagonal', got {covariance!r}")
         self.linear = BayesianLinear(in_features, 1, prior_scale=prior_scale, noise_scale=1.0)
+        self.covariance = covariance
+        self.prior_scale = float(prior_scale)
+        if covariance == "full":
+            size = in_features + 1
+            #: Cholesky factor of the weight covariance (the prior's until the first fit).
+            self.register_buffer("scale_tril", torch.eye(size) * self.prior_scale)
+            #: Sum of ``x x^T`` (bias column included) over the states seen since the last fit.
+            self.register_buffer("gram", torch.zeros(size, size))
+            self.register_buffer("gram_count", torch.zeros(()))
         self.last_std: torch.Tensor | None = None
         self.last_var: torch.Tensor | None = None
+        self._last_input: torch.Tensor | None = None
+
+    def _with_bias(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.cat((y, torch.ones_like(y[..., :1])), dim=-1)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        mean, std = self.linear.posterior_mean_and_std(y)
-        self.last_var = std.square()
-        self.last_std = std.detach()
+        if self.covariance == "diagonal":
+            mean, std = self.linear.posterior_mean_and_std(y)
+            var = std.square()
+        else:
+            p = self.linear.loc_and_scale()
+            mean = nn.functional.linear(y, p.weight_loc, p.bias_loc)
+            var = (self._with_bias(y) @ self.scale_tril).square().sum(-1, keepdim=True)
+            self._last_input = y.detach()
+        self.last_var = var
+        self.last_std = var.detach().sqrt()
         return mean
+
+    @torch.no_grad()
+    def observe(self) -> None:
+        """Count the inputs of the last ``forward`` call as data for the next :meth:`fit`."""
+        if self.covariance == "full" and self._last_input is not None:
+            x = self._with_bias(self._last_input.reshape(-1, self._last_input.shape[-1]))
+            self.gram += x.T @ x
+            self.gram_count += x.shape[0]
+
+    @torch.no_grad()
+    def fit(self) -> None:
+        """Set the covariance to the posterior given the observed inputs, and forget them."""
+        if self.covariance != "full" or not bool(self.gram_count > 0):
+            return
+        size = self.gram.shape[0]
+        precision = self.gram + torch.eye(size, device=self.gram.device) / self.prior_scale**2
+        covariance = torch.cholesky_inverse(torch.linalg.cholesky(precision))
+        self.scale_tril.copy_(torch.linalg.cholesky(covariance))
+        self.gram.zero_()
+        self.gram_count.zero_()
+
+    def kl_divergence(self) -> torch.Tensor:
+        """``KL(q || prior)`` of the weights (closed form)."""
+        if self.covariance == "diagonal":
+            return self.linear.kl_divergence()
+        p = self.linear.loc_and_scale()
+        loc = torch.cat((p.weight_loc.flatten(), p.bias_loc))
+        var_p = self.prior_scale**2
+        size = loc.numel()
+        log_det = 2 * self.scale_tril.diagonal().log().sum()
+        trace = self.scale_tril.square().sum()
+        return 0.5 * (trace / var_p + loc.square().sum() / var_p - size
+                      + size * math.log(var_p) - log_det)
 
     def elbo_penalty(self, num_data: int) -> torch.Tensor:
         """What the ELBO adds to ``0.5 * squared error`` for the last ``forward`` call:
         ``0.5 * mean(var) + KL / num_data``."""
         if self.last_var is None:
             raise RuntimeError("call the head on a batch before asking for its ELBO terms")
-        return 0.5 * self.last_var.mean() + self.linear.kl_divergence() / num_data
+        return 0.5 * self.last_var.mean() + self.kl_divergence() / num_data
 
     @torch.no_grad()
     def std(self, y: torch.Tensor) -> torch.Tensor:
-        """Epistemic standard deviation of the value at features ``y`` (no side effects)."""
-        return self.linear.posterior_mean_and_std(y)[1].squeeze(-1)
+        """Epistemic standard deviation of the value at features ``y``."""
+        saved = (self.last_std, self.last_var, self._last_input)
+        self(y)
+        std = self.last_std.squeeze(-1)
+        self.last_std, self.last_var, self._last_input = saved
+        return std
 
 
 def unvisited_probe(space, count: int, bound: float, generator: torch.Generator,

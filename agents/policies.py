@@ -8,8 +8,8 @@ the action space. Every method takes time-major sequences ``[T, B, ...]``; the r
 
 from __future__ import annotations
 
-import math
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 

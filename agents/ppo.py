@@ -311,6 +311,8 @@ def train(
 
         # ------------------------------------------------------------ update
         policy.train()
+        if policy.bayesian_value:  # the value head's posterior covariance, from the rollout
+            policy.critic.fit()
         stats = torch.zeros(6, device=device)  # policy, value, entropy, kl, clipfrac, count
         nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         for _epoch in range(config.update_epochs):

@@ -148,6 +148,7 @@ def collect(
         action, logprob, value, state = policy.act(obs, state, episode_start, critic_obs, noise)
         bonus = 0.0
         if policy.bayesian_value:
+            policy.critic.observe()  # the visited states: data of the next covariance fit
             value_std = policy.critic.last_std.squeeze(-1)
             buf.value_std[t] = value_std
             bonus = uncertainty_bonus * value_std

@@ -65,7 +65,7 @@ def test_ppo_bayes_learns_and_its_uncertainty_falls_where_it_has_been(tmp_path):
     per_episode = _scalars(tmp_path, "uncertainty/episode_value_std")
     assert len(visited) == config.num_updates and per_episode
     assert visited[-1] < 0.5 * visited[0], "the std on visited states falls with training"
-    assert unvisited[-1] > 2 * visited[-1], "and stays higher on states never visited"
+    assert unvisited[-1] > 5 * visited[-1], "and stays high on states never visited"
 
 
 def test_resume_restores_the_value_heads_guide(tmp_path):
@@ -115,3 +115,20 @@ def test_thompson_head_keeps_one_weight_sample_per_episode_and_the_ratio(env_id)
 def test_ppo_thompson_learns_cartpole():
     config = agent_config("ppo-thompson", "umbra/CartPole-v0", total_steps=60_000, device="cpu")
     assert train(config).metrics["final_return"] > 150  # random play: ~22
+
+
+def test_full_covariance_is_the_posterior_of_the_observed_features():
+    torch.manual_seed(0)
+    head = BayesianValueHead(3, prior_scale=1.0)
+    seen = torch.randn(500, 3) * torch.tensor([1.0, 1.0, 0.0])  # never along the 3rd feature
+    head(seen)
+    head.observe()
+    head.fit()
+    x = torch.cat((seen, torch.ones(500, 1)), 1)
+    expected = torch.linalg.inv(x.T @ x + torch.eye(4))
+    torch.testing.assert_close(head.scale_tril @ head.scale_tril.T, expected, atol=1e-5, rtol=1e-4)
+    std = head.std(torch.tensor([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]]))
+    assert std[1] > 10 * std[0]  # the unseen direction keeps the prior's uncertainty
+    diagonal = BayesianValueHead(3, covariance="diagonal")
+    torch.testing.assert_close(diagonal.std(seen[:4]),
+                               diagonal.linear.posterior_mean_and_std(seen[:4])[1].squeeze(-1))
