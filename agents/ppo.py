@@ -425,14 +425,6 @@ def train(
     return TrainResult(policy=policy, metrics=metrics)
 
 
-#: Where an agent's own position sits in its observation, for communication graphs built from
-#: positions (``[start, stop]``, negative bounds from the end of the agent's own observation).
-POSITION_SLICES: dict[str, tuple[int, int | None]] = {
-    "umbra/CooperativeNavigation-v0": (0, 2),  # own (x, y) first
-    "umbra/Pursuit-v0": (-2, None),  # own cell / (size - 1) last
-}
-
-
 def _param_groups(policy: ActorCritic) -> list[dict[str, Any]]:
     """Adam's parameter groups: everything at the run's learning rate, except the scales of
     Bayesian guides, which move ``agents.bayesian.SCALE_LR_MULTIPLIER`` times faster."""
@@ -458,13 +450,14 @@ def _communication(config: PPOConfig, env: Any) -> dict | None:
 
     options = communication_options(config.communication)
     if options["graph"] != "complete" and options.get("position_key") is None:
-        position = options.get("position_slice") or POSITION_SLICES.get(config.env_id)
+        position = options.get("position_slice") or getattr(env.env, "agent_position_slice",
+                                                              None)
         if position is None:
             raise ValueError(
                 f"communication graph {options['graph']!r} is built from the agents' positions, "
-                f"and {config.env_id} has no default position source: add position_slice = "
-                "[start, stop] (where the agent's own position sits in its observation) to the "
-                f"communication options (defaults exist for {', '.join(POSITION_SLICES)})"
+                f"and {config.env_id} declares none (its agent_position_slice): add "
+                "position_slice = [start, stop] (where the agent's own position sits in its "
+                "observation) to the communication options"
             )
         # Bounds refer to the agent's own observation; AgentBatch appends the agent id after it.
         own = int(math.prod(env.env.single_observation_space.shape))

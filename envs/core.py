@@ -298,7 +298,8 @@ class MultiAgentBatchedEnv(BatchedEnv):
     - ``_advance(actions [N, A, ...]) -> (reward [N, A] float32, terminated [N] bool)``;
     - ``_observe() -> [N, A, ...]``; ``_state() -> [N, *state_shape]``;
     - optionally ``_agent_mask() -> [N, A]`` (tasks where agents die) and ``_action_mask() ->
-      [N, A, n]`` (tasks with action masks; set ``has_action_mask = True``).
+      [N, A, n]`` (tasks with action masks; set ``has_action_mask = True``);
+    - optionally ``agent_position_slice`` when each agent's observation holds its position.
 
     None of them may loop over copies in Python or synchronise with the device.
 
@@ -313,6 +314,10 @@ class MultiAgentBatchedEnv(BatchedEnv):
     state_space: gym.spaces.Box
     #: Whether ``info["action_mask"]`` and :meth:`action_masks` exist.
     has_action_mask: bool = False
+    #: Where an agent's own position sits in its flat observation, ``(start, stop)`` (negative
+    #: bounds count from the end), for communication graphs built from positions (k nearest
+    #: neighbours, radius); ``None`` when the observation holds no position.
+    agent_position_slice: tuple[int, int | None] | None = None
 
     def __init__(
         self,

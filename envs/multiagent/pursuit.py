@@ -75,6 +75,7 @@ class Pursuit(MultiAgentBatchedEnv):
     """
 
     description = "Predators catch a prey on a grid through a small window (pursuit)."
+    agent_position_slice = (-2, None)  # the agent's own cell / (size - 1) comes last
     has_action_mask = True
 
     def __init__(

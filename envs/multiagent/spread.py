@@ -71,6 +71,7 @@ class CooperativeNavigation(MultiAgentBatchedEnv):
     """
 
     description = "Agents cover landmarks seeing only nearby entities (MPE simple_spread, partial)."
+    agent_position_slice = (0, 2)  # the agent's own (x, y) comes first
     dt = 0.1
     damping = 0.25
     acceleration = 5.0

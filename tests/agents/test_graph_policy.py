@@ -118,7 +118,7 @@ def test_communication_options_travel_through_the_config():
     assert PPOConfig(communication="gcn").communication == "gcn", "a model name still works"
     with pytest.raises(ValueError, match="needs an int k"):
         PPOConfig(communication={"graph": "knn"})
-    with pytest.raises(ValueError, match="no default position source"):
+    with pytest.raises(ValueError, match="declares none"):
         train(PPOConfig(env_id="umbra/PrivateSum-v0", communication={"graph": "knn", "k": 1},
                         num_envs=2, num_steps=8, total_steps=16, device="cpu"))
 
