@@ -367,7 +367,10 @@ def train(
         recent_returns.extend(finished)
         episodes += len(finished)
         wall = elapsed()
+        scalars = uncertainty.measure(buf) if uncertainty is not None else {}
         if writer is not None:
+            for tag, value in scalars.items():
+                writer.add_scalar(tag, value, global_step)
             policy_loss_, value_loss_, entropy_, kl_, clipfrac_, count = stats.tolist()
             count = max(count, 1.0)
             if finished:
@@ -382,8 +385,6 @@ def train(
             writer.add_scalar("losses/entropy", entropy_ / count, global_step)
             writer.add_scalar("losses/approx_kl", kl_ / count, global_step)
             writer.add_scalar("losses/clipfrac", clipfrac_ / count, global_step)
-            if uncertainty is not None:
-                uncertainty.write(writer, buf, global_step)
 
         reached = (
             config.stop_at_return is not None
@@ -416,6 +417,8 @@ def train(
         "final_return": _mean(list(recent_returns)) if recent_returns else None,
         "episodes": episodes,
     }
+    if uncertainty is not None:
+        metrics.update(uncertainty.summary())
     if config.stop_at_return is not None:
         metrics.update(threshold_reached=threshold_steps is not None,
                        threshold_steps=threshold_steps, threshold_time_s=threshold_time)
@@ -479,6 +482,9 @@ class _UncertaintyLog:
     - ``uncertainty/value_std_unvisited`` (Box observations): mean std on a fixed set of 1,024
       observations drawn uniformly from the observation space (infinite bounds cut at ±10) —
       mostly states no policy visits, e.g. CartPole positions beyond the track's end.
+
+    :meth:`summary` gives the first and last of these (of this process, on resume) for the run's
+    metrics: ``value_std_first``, ``value_std_last``, ``value_std_unvisited_first``...
     """
 
     def __init__(self, policy: ActorCritic, env: Any, device: torch.device, seed: int):
@@ -490,9 +496,20 @@ class _UncertaintyLog:
         generator = torch.Generator().manual_seed(seed + 104_729)
         self.probe = None if getattr(env, "critic_observation_space", None) is not None else \
             unvisited_probe(env.single_observation_space, 1024, 10.0, generator, device)
+        self.first: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+
+    def summary(self) -> dict[str, float]:
+        """First and last value of each scalar, keyed ``value_std_first``, ``value_std_last``..."""
+        out = {}
+        for tag in self.last:
+            name = tag.split("/")[-1]
+            out[f"{name}_first"], out[f"{name}_last"] = self.first[tag], self.last[tag]
+        return out
 
     @torch.no_grad()
-    def write(self, writer: Any, buf: Rollout, global_step: int) -> None:
+    def measure(self, buf: Rollout) -> dict[str, float]:
+        """The ``uncertainty/*`` scalars of this rollout (one sync each, once per update)."""
         episode_means = []
         for t in range(buf.num_steps):  # per-episode means: T small kernels, once per update
             self.std_sum += buf.value_std[t]
@@ -501,16 +518,19 @@ class _UncertaintyLog:
             episode_means.append((self.std_sum / self.steps)[done])
             self.std_sum[done] = 0.0
             self.steps[done] = 0.0
-        writer.add_scalar("uncertainty/value_std", buf.value_std.mean().item(), global_step)
+        scalars = {"uncertainty/value_std": buf.value_std.mean().item()}
         ended = torch.cat(episode_means)
         if ended.numel():
-            writer.add_scalar("uncertainty/episode_value_std", ended.mean().item(), global_step)
+            scalars["uncertainty/episode_value_std"] = ended.mean().item()
         if self.probe is not None:
             count = self.probe.shape[0]
             starts = torch.ones(1, count, dtype=torch.bool, device=self.probe.device)
             self.policy.value(self.probe.unsqueeze(0), self.policy.initial_state(count), starts)
-            writer.add_scalar("uncertainty/value_std_unvisited",
-                              self.policy.critic.last_std.mean().item(), global_step)
+            scalars["uncertainty/value_std_unvisited"] = self.policy.critic.last_std.mean().item()
+        for tag, value in scalars.items():
+            self.first.setdefault(tag, value)
+            self.last[tag] = value
+        return scalars
 
 
 def _mean(values: list[float]) -> float:

@@ -66,6 +66,9 @@ def test_ppo_bayes_learns_and_its_uncertainty_falls_where_it_has_been(tmp_path):
     assert len(visited) == config.num_updates and per_episode
     assert visited[-1] < 0.5 * visited[0], "the std on visited states falls with training"
     assert unvisited[-1] > 5 * visited[-1], "and stays high on states never visited"
+    metrics = result.metrics
+    assert metrics["value_std_first"] == pytest.approx(visited[0], rel=1e-6)
+    assert metrics["value_std_unvisited_last"] == pytest.approx(unvisited[-1], rel=1e-6)
 
 
 def test_resume_restores_the_value_heads_guide(tmp_path):
