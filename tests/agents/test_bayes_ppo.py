@@ -27,18 +27,14 @@ def _rollout(policy, env, bonus=0.0, seed=0):
 
 
 @pytest.mark.parametrize("core", ["mlp", "gru"])
-def test_bayesian_value_keeps_the_ratio_invariant(core):
+def test_bayesian_value_keeps_the_ratio_invariant(core, assert_ratio_is_one):
     env = envs.make("umbra/CartPole-v0", num_envs=8)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, core,
                          hidden_size=16, value_head="bayes")
     assert isinstance(policy.critic, BayesianValueHead)
     buf = _rollout(policy, env)
     assert (buf.value_std > 0).all()
-    for mb in buf.minibatches(2):
-        with torch.no_grad():
-            logprob, _, value = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts)
-        torch.testing.assert_close(logprob, mb.logprobs, atol=1e-5, rtol=0)
-        torch.testing.assert_close(value, mb.values, atol=1e-5, rtol=0)
+    assert_ratio_is_one(policy, buf)
 
 
 def test_exploration_bonus_adds_the_value_std_to_the_learning_reward():
@@ -95,7 +91,8 @@ def test_bonus_without_a_bayesian_value_head_is_a_clear_error():
 
 
 @pytest.mark.parametrize("env_id", ["umbra/CartPole-v0", "umbra/Pendulum-v0"])
-def test_thompson_head_keeps_one_weight_sample_per_episode_and_the_ratio(env_id):
+def test_thompson_head_keeps_one_weight_sample_per_episode_and_the_ratio(env_id,
+                                                                          assert_ratio_is_one):
     env = envs.make(env_id, num_envs=8)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, hidden_size=16,
                          thompson_policy=True)
@@ -103,12 +100,7 @@ def test_thompson_head_keeps_one_weight_sample_per_episode_and_the_ratio(env_id)
     noise = buf.policy_noise
     same = (noise[1:] == noise[:-1]).all(-1)  # [T-1, B]
     torch.testing.assert_close(same, ~buf.episode_starts[1:])
-    for mb in buf.minibatches(2):
-        with torch.no_grad():
-            logprob, _, value = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts,
-                                                policy_noise=mb.policy_noise)
-        torch.testing.assert_close(logprob, mb.logprobs, atol=1e-5, rtol=0)
-        torch.testing.assert_close(value, mb.values, atol=1e-5, rtol=0)
+    assert_ratio_is_one(policy, buf)
     with torch.no_grad():  # another weight sample gives another policy
         other, _, _ = policy.evaluate(buf.obs, buf.actions, (), buf.episode_starts,
                                       policy_noise=torch.randn_like(noise))

@@ -29,18 +29,9 @@ def _rollout(policy, env, steps, sequence_length=None, group_size=1, critic=Fals
     return buf
 
 
-def _assert_ratio_is_one(policy, buf):
-    for mb in buf.minibatches(2):
-        with torch.no_grad():
-            logprob, _, value = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts,
-                                                mb.critic_obs)
-        torch.testing.assert_close(logprob, mb.logprobs, atol=1e-5, rtol=0)
-        torch.testing.assert_close(value, mb.values, atol=1e-5, rtol=0)
-
-
 @pytest.mark.parametrize("env_id", GRAPH_TASKS)
 @pytest.mark.parametrize("core", ["mlp", "gru"])
-def test_node_head_is_automatic_and_keeps_the_ratio_invariant(env_id, core):
+def test_node_head_is_automatic_and_keeps_the_ratio_invariant(env_id, core, assert_ratio_is_one):
     env = envs.make(env_id, num_envs=6, num_nodes=10)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, core,
                          hidden_size=16, encoder_kwargs={"model": "sage"})
@@ -49,7 +40,7 @@ def test_node_head_is_automatic_and_keeps_the_ratio_invariant(env_id, core):
     chosen = buf.actions.flatten()
     valid = buf.obs["action_mask"].reshape(chosen.numel(), -1).bool()
     assert valid[torch.arange(chosen.numel()), chosen].all(), "only valid nodes are chosen"
-    _assert_ratio_is_one(policy, buf)
+    assert_ratio_is_one(policy, buf)
 
 
 def test_node_head_scores_each_node_by_its_embedding_and_predict_agrees():
@@ -75,7 +66,7 @@ def test_node_head_scores_each_node_by_its_embedding_and_predict_agrees():
     assert torch.equal(action, logp.argmax(-1)), "predict's mode is evaluate's most likely node"
 
 
-def test_node_head_and_the_gnn_can_be_turned_off():
+def test_node_head_and_the_gnn_can_be_turned_off(assert_ratio_is_one):
     env = envs.make("umbra/MinVertexCover-v0", num_envs=4, num_nodes=8)
     spaces = env.single_observation_space, env.single_action_space
     readout = ActorCritic(*spaces, hidden_size=16, encoder_kwargs={"node_head": False})
@@ -84,14 +75,14 @@ def test_node_head_and_the_gnn_can_be_turned_off():
     assert isinstance(flat.encoder, DictEncoder) and not flat.node_head
     assert "action_mask" not in flat.encoder.keys, "the MLP must not read the valid moves"
     for policy in (readout, flat):
-        _assert_ratio_is_one(policy, _rollout(policy, env, 8))
+        assert_ratio_is_one(policy, _rollout(policy, env, 8))
     with pytest.raises(ValueError, match="node_head=True needs"):
         ActorCritic(*spaces, encoder_kwargs={"model": "flat", "node_head": True})
     with pytest.raises(ValueError, match="flat encoder takes no GNN options"):
         ActorCritic(*spaces, encoder_kwargs={"model": "flat", "num_layers": 3})
 
 
-def test_mappo_with_knn_communication_keeps_the_ratio_invariant():
+def test_mappo_with_knn_communication_keeps_the_ratio_invariant(assert_ratio_is_one):
     env = AgentBatch(envs.make("umbra/CooperativeNavigation-v0", num_envs=4, num_agents=4),
                      centralised_critic=True)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, "gru",
@@ -99,7 +90,7 @@ def test_mappo_with_knn_communication_keeps_the_ratio_invariant():
                          communication={"num_agents": 4, "graph": "knn", "k": 2,
                                         "position_slice": (0, 2)})
     buf = _rollout(policy, env, 16, sequence_length=8, group_size=4)
-    _assert_ratio_is_one(policy, buf)
+    assert_ratio_is_one(policy, buf)
 
 
 def test_communication_options_travel_through_the_config():

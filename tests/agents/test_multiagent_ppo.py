@@ -47,7 +47,7 @@ def test_episode_statistics_count_each_copy_once():
 
 @pytest.mark.parametrize("centralised", [False, True])
 @pytest.mark.parametrize("core", ["mlp", "gru"])
-def test_ratio_is_one_before_the_first_gradient_step(centralised, core):
+def test_ratio_is_one_before_the_first_gradient_step(centralised, core, assert_ratio_is_one):
     env = AgentBatch(envs.make(NAV, num_envs=4), centralised_critic=centralised)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, core,
                          hidden_size=32, critic_observation_space=env.critic_observation_space)
@@ -62,12 +62,7 @@ def test_ratio_is_one_before_the_first_gradient_step(centralised, core):
         carry = collect(policy, env, buf, carry, gamma=0.99, gae_lambda=0.95)
     assert buf.dones.any()
     assert (buf.critic_obs is not None) == centralised
-    for mb in buf.minibatches(4):
-        with torch.no_grad():
-            logprob, _, value = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts,
-                                                mb.critic_obs)
-        torch.testing.assert_close(logprob, mb.logprobs, atol=1e-5, rtol=0)
-        torch.testing.assert_close(value, mb.values, atol=1e-5, rtol=0)
+    assert_ratio_is_one(policy, buf, 4)
 
 
 def test_mappo_clearly_beats_random_on_cooperative_navigation():
@@ -109,7 +104,7 @@ def test_communication_passes_messages_within_a_copy_only():
     assert (delta[:, 3:] == 0).all(), "copy 1 hears nothing from copy 0"
 
 
-def test_ratio_is_one_with_communication():
+def test_ratio_is_one_with_communication(assert_ratio_is_one):
     env = AgentBatch(envs.make("umbra/PrivateSum-v0", num_envs=4), centralised_critic=True)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, "gru",
                          hidden_size=16, critic_observation_space=env.critic_observation_space,
@@ -121,12 +116,7 @@ def test_ratio_is_one_with_communication():
     carry = Carry(obs, policy.initial_state(env.num_envs),
                   torch.ones(env.num_envs, dtype=torch.bool), info["critic_obs"])
     collect(policy, env, buf, carry, gamma=0.99, gae_lambda=0.95)
-    for mb in buf.minibatches(2):
-        with torch.no_grad():
-            logprob, _, value = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts,
-                                                mb.critic_obs)
-        torch.testing.assert_close(logprob, mb.logprobs, atol=1e-5, rtol=0)
-        torch.testing.assert_close(value, mb.values, atol=1e-5, rtol=0)
+    assert_ratio_is_one(policy, buf)
 
 
 def test_communication_needs_a_multi_agent_env():

@@ -1,0 +1,21 @@
+"""Shared checks of the agent tests."""
+
+import pytest
+import torch
+
+
+def _assert_ratio_is_one(policy, buf, num_minibatches=2):
+    """DESIGN.md contract 2: before the first gradient step, the update recomputes exactly the
+    log-probabilities and values the rollout recorded (ratio = 1 to 1e-5)."""
+    for mb in buf.minibatches(num_minibatches):
+        with torch.no_grad():
+            logprob, _, value = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts,
+                                                mb.critic_obs, mb.policy_noise)
+        torch.testing.assert_close(logprob, mb.logprobs, atol=1e-5, rtol=0)
+        torch.testing.assert_close(value, mb.values, atol=1e-5, rtol=0)
+
+
+@pytest.fixture
+def assert_ratio_is_one():
+    """``assert_ratio_is_one(policy, buf, num_minibatches=2)`` over a filled rollout."""
+    return _assert_ratio_is_one
