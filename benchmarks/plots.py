@@ -25,7 +25,7 @@ from benchmarks.stats import Interval  # noqa: E402
 
 
 def plot_curves(title: str, bands: Mapping[str, Band], path: str | Path,
-                ylabel: str = "episode return") -> Path:
+                ylabel: str = "episode return", xlabel: str = "environment steps") -> Path:
     """Learning curves of several agents on one environment.
 
     Args:
@@ -33,12 +33,13 @@ def plot_curves(title: str, bands: Mapping[str, Band], path: str | Path,
         bands: Agent -> its :class:`~benchmarks.curves.Band`.
         path: Where the PNG goes (folders are created).
         ylabel: Label of the y axis.
+        xlabel: Label of the x axis (``"epochs"`` for a learning task).
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
     for agent, b in bands.items():
         (line,) = ax.plot(b.steps, b.point, label=f"{agent} (IQM of {b.runs} seeds)")
         ax.fill_between(b.steps, b.low, b.high, color=line.get_color(), alpha=0.25, linewidth=0)
-    ax.set(title=title, xlabel="environment steps", ylabel=ylabel)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     if bands:
         ax.legend(loc="best", fontsize="small")

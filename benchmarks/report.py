@@ -1,20 +1,30 @@
 """A suite's report: the table printed after a run, ``report.md``, ``results.csv`` and plots.
 
-Scores are each trial's ``final_return`` (mean return of its last 100 episodes). Per environment
-and agent the report gives, across seeds, the interquartile mean, mean and median with
-stratified-bootstrap 95% intervals (:mod:`benchmarks.stats`); the probability that one agent's
-run beats another's, per environment and averaged over them; and, when the suite gives every
-environment reference scores, the same statistics over all environments on normalised scores
-plus performance profiles. Files written into the suite folder:
+Each trial has one primary ``score`` with a named ``metric``: for an RL trial its
+``final_return`` (mean return of its last 100 episodes, metric ``return``), for a graph-learning
+trial its test accuracy (metric ``test accuracy``); results written before scores existed fall
+back to ``final_return``. Per environment and agent the report gives, across seeds, the
+interquartile mean, mean and median of the score with stratified-bootstrap 95% intervals
+(:mod:`benchmarks.stats`); the probability that one agent's run beats another's, per environment
+and averaged over them (scale-free, so RL tasks and learning tasks average together); and, over
+the environments the suite gives reference scores, the same statistics on normalised scores plus
+performance profiles. Learning trials add a calibration table (accuracy, NLL, ECE and Brier score
+on the test set, mean with 95% intervals across seeds) and a reliability diagram per task and
+agent, pooled over seeds from each trial's ``predictions.npz``. Files written into the suite
+folder:
 
 - ``report.md``: those tables, the plots, every trial, failures, the suite's file, package
   versions and the machine;
 - ``results.csv``: one row per trial;
 - ``plots/curves_<env>.png``: learning curves (``charts/episode_return`` read from each seed's
   TensorBoard events, IQM across seeds with 95% bands) per environment;
+  learning tasks show ``graph/val_accuracy`` per epoch instead;
   ``plots/aggregate.png``: the intervals of the aggregate (normalised) scores, or of each
   environment's IQM when the suite has no reference scores; ``plots/profiles.png``: performance
-  profiles (with reference scores only).
+  profiles (with reference scores only); ``plots/reliability_<task>_<agent>.png``: reliability
+  diagrams of learning tasks; ``plots/uncertainty_<env>.png``: the epistemic std of Bayesian
+  value heads on visited and never-seen states (``uncertainty/value_std`` and
+  ``uncertainty/value_std_unvisited``), where trials logged them.
 
 ``python -m benchmarks.report runs/smoke`` regenerates all of it from the finished trials in a
 suite folder (the ``result.json`` and ``error.json`` files under it, and the ``suite.json`` that
@@ -45,7 +55,9 @@ import numpy as np
 from benchmarks import stats
 from benchmarks.runner import (
     ERROR_FILE,
+    PREDICTIONS_FILE,
     RESULT_FILE,
+    RETURN_METRIC,
     TrialOutcome,
     env_dirname,
     read_suite_file,
@@ -59,9 +71,33 @@ PLOTS_DIR = "plots"
 #: Packages whose versions the report records.
 PACKAGES = ("umbra", "torch", "numpy", "scipy", "gymnasium", "pettingzoo", "stable-baselines3",
             "sb3-contrib", "tensorboard", "matplotlib", "ray")
-CSV_COLUMNS = ("suite", "env_id", "agent", "seed", "status", "final_return", "normalized_return",
-               "steps", "wall_time_s", "sps", "episodes", "threshold_reached", "threshold_steps",
+CSV_COLUMNS = ("suite", "env_id", "agent", "seed", "status", "metric", "score", "normalized_score",
+               "final_return", "normalized_return", "accuracy", "nll", "ece", "brier", "steps",
+               "wall_time_s", "sps", "episodes", "threshold_reached", "threshold_steps",
                "threshold_time_s", "resumed", "host", "folder", "error")
+#: Test-set metrics of classification trials, in the calibration table: key -> column title.
+CALIBRATION_METRICS = {"accuracy": "accuracy", "nll": "NLL", "ece": "ECE", "brier": "Brier"}
+#: Value uncertainty of Bayesian value heads (agents/ppo.py): tag -> which states.
+UNCERTAINTY_TAGS = {"uncertainty/value_std": "visited states",
+                    "uncertainty/value_std_unvisited": "states never seen"}
+#: TensorBoard tag of the learning curves per metric (default: the episode return's).
+CURVE_TAGS = {"test accuracy": ("graph/val_accuracy", "validation accuracy", "epochs")}
+
+
+def score_of(result: dict[str, Any]) -> float | None:
+    """A result's primary score: ``score``, else (older results) ``final_return``."""
+    value = result.get("score", result.get("final_return"))
+    return None if value is None else float(value)
+
+
+def metric_of(result: dict[str, Any]) -> str:
+    """The name of a result's score (``"return"`` unless it says otherwise)."""
+    return str(result.get("metric") or RETURN_METRIC)
+
+
+def _digits(metric: str) -> int:
+    """Decimals to show for ``metric``: returns are large, accuracies lie in [0, 1]."""
+    return 1 if metric == RETURN_METRIC else 3
 
 
 # ---------------------------------------------------------------------------------- statistics
@@ -72,9 +108,9 @@ class Row:
     Attributes:
         env_id: The environment.
         agent: The agent.
-        seeds: Finished seeds with a final return.
+        seeds: Finished seeds with a score.
         failed: Trials that failed.
-        scores: Each finished seed's final return.
+        scores: Each finished seed's score (:func:`score_of`).
         iqm: Interquartile mean of ``scores`` with its 95% interval (``None`` without scores).
         mean: Mean, likewise.
         median: Median, likewise.
@@ -98,6 +134,7 @@ class Row:
     threshold_reached: int | None = None
     threshold_steps: float | None = None
     threshold_time_s: float | None = None
+    metric: str = RETURN_METRIC
 
 
 def summarize(outcomes: Sequence[TrialOutcome], *, reps: int = stats.DEFAULT_REPS,
@@ -106,8 +143,7 @@ def summarize(outcomes: Sequence[TrialOutcome], *, reps: int = stats.DEFAULT_REP
     rows = []
     for (env_id, agent), group in _groups(outcomes).items():
         results = [o.result for o in group if o.status != "failed" and o.result is not None]
-        scores = tuple(float(r["final_return"]) for r in results
-                       if r.get("final_return") is not None)
+        scores = tuple(score for score in map(score_of, results) if score is not None)
         summary = stats.summarize(scores, reps=reps, seed=seed) if scores else {}
         row = Row(
             env_id=env_id,
@@ -120,6 +156,7 @@ def summarize(outcomes: Sequence[TrialOutcome], *, reps: int = stats.DEFAULT_REP
             median=summary.get("median"),
             sps=_mean([r.get("sps") for r in results]),
             wall_time_s=_mean([r.get("wall_time_s") for r in results]),
+            metric=metric_of(results[0]) if results else RETURN_METRIC,
         )
         with_threshold = [r for r in results if r.get("threshold_reached") is not None]
         if with_threshold:
@@ -168,19 +205,21 @@ def compare(rows: Sequence[Row], *, reps: int = stats.DEFAULT_REPS,
 
 def normalized_scores(rows: Sequence[Row],
                       references: dict[str, dict[str, float]]) -> dict[str, list[np.ndarray]]:
-    """Agent -> one array of normalised final returns per environment, when every environment of
-    the rows has reference scores; an empty dict otherwise (aggregating raw returns of
-    different tasks would mean nothing)."""
-    env_ids = {r.env_id for r in rows if r.scores}
-    if not env_ids or not env_ids <= set(references):
-        return {}
+    """Agent -> one array of normalised scores per environment, over the environments that have
+    reference scores (:func:`aggregated_envs`); an empty dict when none has (aggregating raw
+    scores of different tasks would mean nothing)."""
     by_agent: dict[str, list[np.ndarray]] = {}
     for r in rows:
-        if r.scores:
+        if r.scores and r.env_id in references:
             ref = references[r.env_id]
             by_agent.setdefault(r.agent, []).append(
                 stats.normalize(r.scores, ref["random"], ref["expert"]))
     return by_agent
+
+
+def aggregated_envs(rows: Sequence[Row], references: dict[str, dict[str, float]]) -> list[str]:
+    """The environments with scores and reference scores: those the aggregates cover."""
+    return list(dict.fromkeys(r.env_id for r in rows if r.scores and r.env_id in references))
 
 
 def aggregate(rows: Sequence[Row], references: dict[str, dict[str, float]], *,
@@ -192,19 +231,31 @@ def aggregate(rows: Sequence[Row], references: dict[str, dict[str, float]], *,
 
 
 # ---------------------------------------------------------------------------------- tables
+def _score_name(metric: str) -> str:
+    return "final return" if metric == RETURN_METRIC else metric
+
+
 def _columns(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
+    """The summary table: one metric named in the header, or a ``metric`` column when the
+    suite mixes them (RL returns and test accuracies)."""
     threshold = any(r.threshold_reached is not None for r in rows)
-    header = ["env", "agent", "seeds", "final return IQM [95% CI]", "mean [95% CI]",
-              "median [95% CI]", "steps/s", "wall time/trial"]
+    metrics = list(dict.fromkeys(r.metric for r in rows if r.seeds)) or [RETURN_METRIC]
+    mixed = len(metrics) > 1
+    score = "score" if mixed else _score_name(metrics[0])
+    header = ["env", *(["metric"] if mixed else []), "agent", "seeds",
+              f"{score} IQM [95% CI]", "mean [95% CI]", "median [95% CI]", "steps/s",
+              "wall time/trial"]
     if threshold:
         header += ["reached threshold", "steps to threshold", "time to threshold"]
     body = []
     for r in rows:
         cells = [
             r.env_id,
+            *([_score_name(r.metric)] if mixed else []),
             r.agent,
             f"{r.seeds}" + (f" ({r.failed} failed)" if r.failed else ""),
-            *("n/a" if iv is None else iv.format() for iv in (r.iqm, r.mean, r.median)),
+            *("n/a" if iv is None else iv.format(_digits(r.metric))
+              for iv in (r.iqm, r.mean, r.median)),
             "n/a" if r.sps is None else f"{r.sps:,.0f}",
             "n/a" if r.wall_time_s is None else f"{r.wall_time_s:.1f} s",
         ]
@@ -220,7 +271,24 @@ def _columns(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
 
 def format_table(rows: Sequence[Row]) -> str:
     """The summary as an aligned plain-text table (what ``python -m benchmarks.run`` prints)."""
-    header, body = _columns(rows)
+    return _aligned(*_columns(rows))
+
+
+def format_calibration_table(outcomes: Sequence[TrialOutcome], *,
+                             reps: int = stats.DEFAULT_REPS) -> str:
+    """The calibration table of the classification trials as aligned text; ``""`` without
+    any."""
+    table = calibration_rows(outcomes, reps=reps)
+    if not table:
+        return ""
+    header = ["task", "agent", "seeds",
+              *(f"{title} mean [95% CI]" for title in CALIBRATION_METRICS.values())]
+    body = [[env_id, agent, str(n), *(iv.format(3) for iv in intervals.values())]
+            for (env_id, agent), (n, intervals) in table.items()]
+    return _aligned(header, body)
+
+
+def _aligned(header: list[str], body: list[list[str]]) -> str:
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
@@ -255,18 +323,25 @@ def markdown_report(
         lines += [suite.description, ""]
     lines += [f"Written {now}" + (f" from `{suite.source}`" if suite.source else "") + ".", ""]
 
+    metrics = list(dict.fromkeys(r.metric for r in rows if r.seeds))
+    what = {RETURN_METRIC: "final return (mean return of the last 100 episodes of each trial)",
+            "test accuracy": "test accuracy (classification accuracy on the test split, at the "
+            "epoch of best validation accuracy)"}
     lines += ["## Results", "",
-              "Final return (mean return of the last 100 episodes of each trial) across seeds: "
-              "interquartile mean, mean and median with stratified-bootstrap 95% confidence "
-              f"intervals ({reps:,} resamples; none with a single seed).", ""]
+              "Score per environment: "
+              + "; ".join(what.get(m, m) for m in metrics or [RETURN_METRIC])
+              + ". Across seeds: interquartile mean, mean and median with stratified-bootstrap "
+              f"95% confidence intervals ({reps:,} resamples; none with a single seed).", ""]
     lines += _markdown_table(*_columns(rows))
 
     aggregates = aggregate(rows, suite.references, reps=reps)
     if aggregates:
+        covered = aggregated_envs(rows, suite.references)
         lines += ["", "## Aggregate over environments", "",
-                  "Normalised score `(return - random) / (expert - random)` with the suite's "
+                  "Normalised score `(score - random) / (expert - random)` with the suite's "
                   "reference scores (0: random policy, 1: expert); intervals from a bootstrap "
-                  "stratified by environment.", ""]
+                  f"stratified by environment. Over the {len(covered)} environments with "
+                  f"reference scores: {', '.join(covered)}.", ""]
         body = [[agent, *(s[name].format(3) for name in stats.STATISTICS)]
                 for agent, s in aggregates.items()]
         lines += _markdown_table(["agent", *(f"{n.upper() if n == 'iqm' else n} [95% CI]"
@@ -278,7 +353,7 @@ def markdown_report(
     comparisons = compare(rows, reps=reps)
     if comparisons:
         lines += ["", "## Probability of improvement", "",
-                  "P(X > Y): the probability that a run of X has a higher final return than a "
+                  "P(X > Y): the probability that a run of X has a higher score than a "
                   "run of Y (ties count half), per environment and averaged over environments; "
                   "0.5 is no difference. An improvement is meaningful when the interval's lower "
                   "bound is above 0.5.", ""]
@@ -286,26 +361,47 @@ def markdown_report(
                  c.probability.format(2)] for c in comparisons]
         lines += _markdown_table(["X", "Y", "environments", "P(X > Y) [95% CI]"], body)
 
-    if plots:
+    calibration = calibration_rows(outcomes, reps=reps)
+    reliability = [p for p in plots if p.name.startswith(RELIABILITY_PREFIX)]
+    if calibration:
+        lines += ["", "## Calibration", "",
+                  "Test-set accuracy, negative log-likelihood (nats), expected calibration "
+                  "error (15 equal-width confidence bins) and Brier score of the classification "
+                  "trials: mean across seeds with bootstrap 95% confidence intervals. Lower is "
+                  "better for NLL, ECE and Brier.", ""]
+        header = ["task", "agent", "seeds",
+                  *(f"{title} [95% CI]" for title in CALIBRATION_METRICS.values())]
+        body = [[env_id, agent, str(n), *(iv.format(3) for iv in intervals.values())]
+                for (env_id, agent), (n, intervals) in calibration.items()]
+        lines += _markdown_table(header, body)
+        if reliability:
+            lines += ["", "Reliability diagrams (test predictions pooled over seeds; bars: "
+                      "accuracy per confidence bin, diagonal: perfect calibration):", ""]
+            lines += [f"![{p.stem}]({p.relative_to(suite_dir).as_posix()})" for p in reliability]
+
+    others = [p for p in plots if p not in reliability]
+    if others:
         lines += ["", "## Plots", ""]
-        lines += [f"![{p.stem}]({p.relative_to(suite_dir).as_posix()})" for p in plots]
+        lines += [f"![{p.stem}]({p.relative_to(suite_dir).as_posix()})" for p in others]
 
     lines += ["", "## Trials", ""]
     trial_rows = []
     for o in outcomes:
         r = o.result or {}
-        ret = r.get("final_return")
+        score = score_of(r)
+        metric = metric_of(r)
         trial_rows.append([
             o.trial.env_id, o.trial.agent, str(o.trial.seed),
             "failed" if o.status == "failed" else "done",
-            "n/a" if ret is None else f"{ret:.1f}",
+            "n/a" if score is None else (f"{score:.1f}" if metric == RETURN_METRIC
+                                         else f"{score:.3f} ({metric})"),
             f"{r['steps']:,}" if "steps" in r else "n/a",
             f"{r['sps']:,.0f}" if r.get("sps") is not None else "n/a",
             f"{r['wall_time_s']:.1f} s" if r.get("wall_time_s") is not None else "n/a",
             f"`{o.logdir}`",
         ])
     lines += _markdown_table(
-        ["env", "agent", "seed", "status", "final return", "steps", "steps/s", "wall time",
+        ["env", "agent", "seed", "status", "score", "steps (epochs)", "steps/s", "wall time",
          "folder"],
         trial_rows,
     )
@@ -358,7 +454,8 @@ def write_csv(path: str | Path, suite: str, outcomes: Sequence[TrialOutcome],
               references: dict[str, dict[str, float]] | None = None) -> Path:
     """``results.csv``: one row per trial (:data:`CSV_COLUMNS`); empty cells for missing values.
 
-    ``normalized_return`` is filled where the suite has reference scores for the environment.
+    ``normalized_score`` (and ``normalized_return`` for RL trials) is filled where the suite has
+    reference scores for the environment.
     """
     path = Path(path)
     with path.open("w", newline="", encoding="utf-8") as file:
@@ -368,10 +465,14 @@ def write_csv(path: str | Path, suite: str, outcomes: Sequence[TrialOutcome],
             r = o.result or {}
             ref = (references or {}).get(o.trial.env_id)
             ret = r.get("final_return")
+            score = score_of(r)
             writer.writerow({
                 **{key: r.get(key) for key in CSV_COLUMNS if key in r},
                 "suite": suite, "env_id": o.trial.env_id, "agent": o.trial.agent,
                 "seed": o.trial.seed, "status": o.status, "folder": str(o.logdir),
+                "score": score, "metric": metric_of(r) if o.result else None,
+                "normalized_score": (None if ref is None or score is None
+                                     else float(stats.normalize(score, **ref))),
                 "normalized_return": (None if ref is None or ret is None
                                       else float(stats.normalize(ret, **ref))),
                 "error": _last_line(o.error) if o.status == "failed" else None,
@@ -399,15 +500,31 @@ def write_plots(
     written = []
     done = [o for o in outcomes if o.status != "failed"]
     for env_id, env_outcomes in _by_env(done).items():
+        metric = next((metric_of(o.result) for o in env_outcomes if o.result), RETURN_METRIC)
+        tag, ylabel, xlabel = CURVE_TAGS.get(metric, (curves.TAG, "episode return",
+                                                      "environment steps"))
         bands = {}
         for agent, group in _by_agent(env_outcomes).items():
-            runs = [c for c in (curves.read_curve(o.logdir) for o in group) if c is not None]
+            runs = [c for c in (curves.read_curve(o.logdir, tag) for o in group) if c is not None]
             if runs:
                 grid = curves.step_grid(runs)
                 bands[agent] = curves.band(curves.on_grid(runs, grid), grid)
         if bands:
             name = f"curves_{_slug(env_id)}.png"
-            written.append(plots.plot_curves(env_id, bands, out / name))
+            written.append(plots.plot_curves(env_id, bands, out / name, ylabel=ylabel,
+                                             xlabel=xlabel))
+        bands = {}
+        for agent, group in _by_agent(env_outcomes).items():
+            for tag, where in UNCERTAINTY_TAGS.items():
+                runs = [c for c in (curves.read_curve(o.logdir, tag) for o in group)
+                        if c is not None]
+                if runs:
+                    grid = curves.step_grid(runs)
+                    bands[f"{agent}, {where}"] = curves.band(curves.on_grid(runs, grid), grid)
+        if bands:
+            written.append(plots.plot_curves(
+                f"{env_id}: value uncertainty", bands,
+                out / f"uncertainty_{_slug(env_id)}.png", ylabel="epistemic std of the value"))
 
     rows = summarize(outcomes, reps=reps)
     normalized = normalized_scores(rows, references or {})
@@ -417,7 +534,8 @@ def write_plots(
                                                              summaries.items()}
                   for name in stats.STATISTICS}
         written.append(plots.plot_intervals(
-            f"Aggregate over {len(next(iter(normalized.values())))} environments (95% CIs)",
+            f"Aggregate over {len(aggregated_envs(rows, references or {}))} environments "
+            "(95% CIs)",
             panels, out / "aggregate.png", xlabel="normalised score"))
         taus = np.linspace(min(0.0, *(g.min() for gs in normalized.values() for g in gs)),
                            max(1.0, *(g.max() for gs in normalized.values() for g in gs)), 101)
@@ -429,8 +547,66 @@ def write_plots(
         for r in rows:
             if r.iqm is not None:
                 panels.setdefault(r.env_id, {})[r.agent] = r.iqm
-        written.append(plots.plot_intervals("Final return IQM per environment (95% CIs)",
-                                            panels, out / "aggregate.png", xlabel="return"))
+        metrics = list(dict.fromkeys(r.metric for r in rows if r.iqm is not None))
+        label = _score_name(metrics[0]) if len(metrics) == 1 else "score"
+        written.append(plots.plot_intervals(f"{label.capitalize()} IQM per environment "
+                                            "(95% CIs)", panels, out / "aggregate.png",
+                                            xlabel=label))
+    written += write_reliability_diagrams(out, done)
+    return written
+
+
+# ---------------------------------------------------------------------------------- calibration
+#: File-name prefix of the reliability diagrams under ``plots/``.
+RELIABILITY_PREFIX = "reliability_"
+
+
+def calibration_rows(
+    outcomes: Sequence[TrialOutcome], *, reps: int = stats.DEFAULT_REPS, seed: int = 0
+) -> dict[tuple[str, str], tuple[int, dict[str, Interval]]]:
+    """(task, agent) -> (seeds, metric -> mean with its bootstrap 95% interval across seeds),
+    for the trials whose results hold every :data:`CALIBRATION_METRICS` key; in suite order."""
+    table = {}
+    for key, group in _groups(outcomes).items():
+        results = [o.result for o in group if o.status != "failed" and o.result is not None
+                   and all(o.result.get(m) is not None for m in CALIBRATION_METRICS)]
+        if results:
+            table[key] = (len(results), {
+                m: stats.bootstrap_interval(np.array([float(r[m]) for r in results]),
+                                            stats.mean, reps=reps, seed=seed)
+                for m in CALIBRATION_METRICS})
+    return table
+
+
+def load_predictions(logdir: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """A learning trial's test ``(probs [N, C], labels [N])``, or ``None`` without the file."""
+    path = Path(logdir) / PREDICTIONS_FILE
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        return data["probs"].astype(np.float64), data["labels"].astype(np.int64)
+
+
+def write_reliability_diagrams(out: str | Path, outcomes: Sequence[TrialOutcome]) -> list[Path]:
+    """One reliability diagram per (task, agent), test predictions pooled over its seeds.
+
+    Returns:
+        The PNG files written (``<out>/reliability_<task>_<agent>.png``).
+    """
+    from bayes.calibration import reliability_diagram
+
+    written = []
+    for (env_id, agent), group in _groups(outcomes).items():
+        found = [p for p in (load_predictions(o.logdir) for o in group
+                             if o.status != "failed") if p is not None]
+        if not found:
+            continue
+        probs = np.concatenate([p for p, _ in found])
+        probs = probs / probs.sum(axis=1, keepdims=True)  # float32 on disk: renormalise
+        labels = np.concatenate([y for _, y in found])
+        path = Path(out) / f"{RELIABILITY_PREFIX}{_slug(env_id)}_{_slug(agent)}.png"
+        written.append(reliability_diagram(probs, labels, path,
+                                           title=f"{env_id} {agent} ({len(found)} seeds)"))
     return written
 
 

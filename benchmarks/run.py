@@ -36,6 +36,7 @@ import envs
 from benchmarks import report, runner, tensorboard_views
 from benchmarks.backends import RayBackend, default_workers
 from benchmarks.suites import Suite, SuiteError, ThroughputSuite, Trial, list_suites, load_suite
+from graphs.tasks import GRAPH_TASK_AGENTS, TASKS
 
 DEFAULT_SUITE = "smoke"
 ONEOFF_SUITE = "oneoff"
@@ -62,11 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print every native environment id with its kind and description")
     oneoff = parser.add_argument_group("one-off trials (instead of a suite)")
     oneoff.add_argument("--env", metavar="ID",
-                        help="native id (umbra/CartPole-v0), Gymnasium id or package.module:Class")
+                        help="native id (umbra/CartPole-v0), Gymnasium id, package.module:Class "
+                        "or a graph-learning task (graphs/SBM; see --list)")
     oneoff.add_argument("--agent", help="agent name (default: ppo): an Umbra preset or a "
                         "baseline, sb3-ppo, sb3-recurrent-ppo or sb3-maskable-ppo")
     oneoff.add_argument("--steps", type=int, metavar="N",
-                        help="environment steps per trial (default: the agent preset's)")
+                        help="environment steps per trial (default: the agent preset's); "
+                        "epochs for a graph-learning task")
     oneoff.add_argument("--num-envs", type=int, metavar="E",
                         help="parallel environment copies (default: the agent preset's)")
     oneoff.add_argument("--env-kwargs", metavar="JSON",
@@ -160,6 +163,10 @@ def list_environments() -> str:
     width_id = max(len(r[0]) for r in rows)
     width_kind = max(len(r[1]) for r in rows)
     lines = [f"{i.ljust(width_id)}  {k.ljust(width_kind)}  {d}" for i, k, d in rows]
+    lines += ["", "Graph-learning tasks (not RL; --steps counts epochs, agents "
+              f"{', '.join(GRAPH_TASK_AGENTS[:3])}, ... : <model>[-temperature|-bayes]):"]
+    width = max(len(task_id) for task_id in TASKS)
+    lines += [f"{task_id.ljust(width)}  {spec.description}" for task_id, spec in TASKS.items()]
     lines += ["", "Also accepted by --env: any Gymnasium id (CartPole-v1) or "
               "package.module:ClassName.", f"Suites (--suite): {', '.join(list_suites())}."]
     return "\n".join(lines)
@@ -209,6 +216,10 @@ def _run_suite(suite: Suite, args: argparse.Namespace) -> int:
                                  workers=args.workers or default_workers(), backend=backend)
     print()
     print(report.format_table(report.summarize(outcomes)))
+    calibration = report.format_calibration_table(outcomes)
+    if calibration:
+        print("\ncalibration on the test sets (classification trials):")
+        print(calibration)
     path = report.write_report(root / suite.name, suite, outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
     print(f"\nreport: {path}\ncurves: tensorboard --logdir {root / suite.name}")

@@ -1,14 +1,32 @@
 """Run trials: one folder per trial, ``result.json`` when it is done, failures isolated.
 
 Each trial of a suite trains in ``<root>/<suite>/<env>/<agent>/seed<k>/`` (DESIGN.md contract 4),
-where ``<env>`` is the environment id made safe for a path (:func:`env_dirname`). The folder holds
-what :func:`agents.ppo.train` writes (TensorBoard events, ``config.json``, ``checkpoints/``) and,
-written here:
+where ``<env>`` is the environment id made safe for a path (:func:`env_dirname`). Two kinds of
+trial share that layout:
 
-- ``result.json`` once the trial finished: ``env_id, agent, seed, steps, wall_time_s, sps,
-  final_return, episodes`` (and ``threshold_reached, threshold_steps, threshold_time_s`` when a
-  return threshold was set), the suite name and the full config. A trial with a ``result.json`` is
-  done and is skipped on the next run.
+- **RL trials**: an agent (:data:`agents.presets.AGENTS` or a stable-baselines3 baseline) on an
+  environment; the folder holds what :func:`agents.ppo.train` writes (TensorBoard events,
+  ``config.json``, ``checkpoints/``). Score: ``final_return`` (metric ``return``).
+- **Learning trials**: a graph-learning task of :data:`graphs.tasks.TASKS` (ids in the
+  ``graphs/`` namespace: ``graphs/SBM``, ``graphs/KarateClub``, ``graphs/Motifs``), where the
+  agent names a GNN and a head (:func:`graphs.tasks.graph_task_config`: ``gcn`` is the same GCN
+  as the RL agent ``gcn``, ``gcn-temperature`` adds temperature scaling, ``gcn-bayes`` a Bayesian
+  head). The trial's ``steps`` are **epochs**, its ``env_kwargs`` the task builder's arguments
+  and its ``config`` :class:`~graphs.tasks.GraphTaskConfig` fields; ``num_envs`` and
+  ``--stop-at-return`` do not apply (the first is an error, the second is ignored). The folder
+  holds TensorBoard events (``graph/train_loss``, ``graph/{train,val}_{accuracy,nll}``,
+  ``eval/test_{accuracy,nll,ece}`` per epoch), ``config.json`` and ``predictions.npz`` (the
+  test set's predicted ``probs`` ``[N, C]`` and ``labels`` ``[N]`` of the selected epoch, from
+  which the report draws reliability diagrams). Score: test accuracy (metric
+  ``test accuracy``), beside ``nll``, ``ece`` and ``brier``.
+
+Written here for both:
+
+- ``result.json`` once the trial finished: ``env_id, agent, seed, steps, wall_time_s`` and the
+  primary ``score`` with its ``metric`` name; for RL trials also ``sps, final_return, episodes``
+  (and ``threshold_reached, threshold_steps, threshold_time_s`` when a return threshold was set);
+  the suite name and the full config. A trial with a ``result.json`` is done and is skipped on
+  the next run.
 - TensorBoard hparams once the trial finished (:mod:`benchmarks.tensorboard_views`): one row
   of the HPARAMS tab per trial.
 - ``error.json`` when the trial raised: the error and its traceback. The next trials still run.
@@ -48,6 +66,7 @@ from benchmarks import tensorboard_views
 from benchmarks.backends import Backend, Job, ProcessBackend, threads_per_worker
 from benchmarks.suites import Suite, Trial
 from envs.core import resolve_device
+from graphs.tasks import TASKS, GraphTaskConfig, graph_task_config, is_graph_task, train_task
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
@@ -55,6 +74,27 @@ ERROR_FILE = "error.json"
 SUITE_FILE = "suite.json"
 #: Keys every ``result.json`` holds (issue 2, point 6).
 RESULT_KEYS = ("env_id", "agent", "seed", "steps", "wall_time_s", "sps", "final_return")
+#: The primary score of every trial and its metric's name (``"return"``, ``"test accuracy"``).
+SCORE_KEYS = ("score", "metric")
+#: Keys of a learning trial's ``result.json`` besides :data:`SCORE_KEYS` (test-set metrics).
+LEARNING_RESULT_KEYS = ("env_id", "agent", "seed", "steps", "wall_time_s", "accuracy", "nll",
+                        "ece", "brier")
+#: Test-set predictions of a learning trial: ``probs`` ``[N, C]`` and ``labels`` ``[N]``.
+PREDICTIONS_FILE = "predictions.npz"
+#: Metric names of the primary score.
+RETURN_METRIC = "return"
+ACCURACY_METRIC = "test accuracy"
+#: Per-epoch metrics of a learning trial -> TensorBoard tag.
+LEARNING_TAGS = {
+    "train_loss": "graph/train_loss",
+    "train_accuracy": "graph/train_accuracy",
+    "train_nll": "graph/train_nll",
+    "val_accuracy": "graph/val_accuracy",
+    "val_nll": "graph/val_nll",
+    "test_accuracy": "eval/test_accuracy",
+    "test_nll": "eval/test_nll",
+    "test_ece": "eval/test_ece",
+}
 #: Keys added when the trial had a return threshold (``--stop-at-return``).
 THRESHOLD_KEYS = ("threshold_reached", "threshold_steps", "threshold_time_s")
 #: Config fields that may differ between a finished trial and a new request for it: where it runs
@@ -128,22 +168,27 @@ def has_checkpoint(logdir: Path) -> bool:
 # ---------------------------------------------------------------------------------- configs
 def build_config(
     trial: Trial, *, device: str | None = None, stop_at_return: float | None = None
-) -> PPOConfig | SB3Config:
+) -> PPOConfig | SB3Config | GraphTaskConfig:
     """The config of ``trial``: the agent preset with the trial's and the caller's overrides.
 
     Umbra agents (:data:`agents.presets.AGENTS`) get a ``PPOConfig``; the stable-baselines3
     baselines (:data:`agents.sb3.SB3_AGENTS`) an ``SB3Config``, where a key of the trial's
-    config that is not an ``SB3Config`` field is an argument of the algorithm.
+    config that is not an ``SB3Config`` field is an argument of the algorithm. A learning task
+    (an id in the ``graphs/`` namespace) gets a :class:`~graphs.tasks.GraphTaskConfig`: its
+    ``steps`` are epochs, its ``env_kwargs`` the task's arguments.
 
     Args:
         trial: The trial.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``; ``None`` keeps the preset's.
-        stop_at_return: Stop once the mean return of the last 20 finished episodes reaches it.
+        stop_at_return: Stop once the mean return of the last 20 finished episodes reaches it
+            (RL trials only; learning trials ignore it).
 
     Raises:
-        ValueError: unknown agent, or an unknown config field or algorithm argument (naming
-            the close ones).
+        ValueError: unknown agent or task, or an unknown config field or algorithm argument
+            (naming the close ones).
     """
+    if is_graph_task(trial.env_id):
+        return _graph_task_config(trial, device)
     agents = (*AGENTS, *SB3_AGENTS)
     if trial.agent not in agents:
         close = difflib.get_close_matches(trial.agent, agents, n=3)
@@ -191,6 +236,9 @@ def check_trials(
         try:
             config = build_config(trial, device=device, stop_at_return=stop_at_return)
             resolve_device(config.device)  # "cuda" on a machine without it fails here, not later
+            if isinstance(config, GraphTaskConfig):  # its task arguments were checked already
+                configs.append(config)
+                continue
             env_key = json.dumps([trial.env_id, config.env_kwargs], sort_keys=True, default=str)
             if env_key not in checked_envs:
                 env = envs.make(trial.env_id, num_envs=1, device="cpu", **config.env_kwargs)
@@ -205,7 +253,7 @@ def check_trials(
 # ---------------------------------------------------------------------------------- one trial
 def run_trial(
     trial: Trial,
-    config: PPOConfig | SB3Config,
+    config: PPOConfig | SB3Config | GraphTaskConfig,
     logdir: str | Path,
     *,
     suite: str = "",
@@ -223,7 +271,8 @@ def run_trial(
         logdir: Its folder; created if missing.
         suite: Suite name, recorded in ``result.json``.
         resume: Continue an interrupted trial (checkpoints but no ``result.json``).
-        progress: Called with the global step after every PPO update.
+        progress: Called with the global step after every PPO update (the epoch, for a
+            learning trial).
     """
     logdir = Path(logdir)
     result_path = logdir / RESULT_FILE
@@ -250,8 +299,13 @@ def run_trial(
         )
     logdir.mkdir(parents=True, exist_ok=True)
     try:
-        trainer = train if isinstance(config, PPOConfig) else train_sb3
-        trained = trainer(config, logdir=logdir, resume=interrupted, progress=progress)
+        if isinstance(config, GraphTaskConfig):
+            metrics = train_learning_task(config, logdir, progress=progress)
+        else:
+            trainer = train if isinstance(config, PPOConfig) else train_sb3
+            trained = trainer(config, logdir=logdir, resume=interrupted, progress=progress)
+            metrics = {**trained.metrics, "score": trained.metrics.get("final_return"),
+                       "metric": RETURN_METRIC}
     except KeyboardInterrupt:
         raise
     except Exception as err:  # noqa: BLE001 - isolate the trial; the traceback is kept
@@ -267,7 +321,7 @@ def run_trial(
         "agent": trial.agent,
         "seed": trial.seed,
         "suite": suite,
-        **{key: _plain(value) for key, value in trained.metrics.items()},
+        **{key: _plain(value) for key, value in metrics.items()},
         "resumed": interrupted,
         "host": platform.node(),
         "finished_at": _now(),
@@ -374,9 +428,12 @@ def run_trials(
 
 
 def budget_of(config: Any) -> int:
-    """Environment steps a trial will take: PPO rounds ``total_steps`` up to whole rollouts."""
+    """Environment steps a trial will take: PPO rounds ``total_steps`` up to whole rollouts;
+    a learning trial counts its epochs."""
     if isinstance(config, PPOConfig):
         return config.num_updates * config.batch_size
+    if isinstance(config, GraphTaskConfig):
+        return config.epochs
     return int(config.total_steps)
 
 
@@ -387,6 +444,14 @@ def describe(outcome: TrialOutcome) -> str:
     if outcome.status == "failed":
         return f"FAILED  {name} ({outcome.logdir}):\n{outcome.error}"
     r = outcome.result or {}
+    if r.get("metric", RETURN_METRIC) != RETURN_METRIC:
+        score = r.get("score")
+        return (
+            f"{'done' if outcome.status == 'done' else 'skipped (done before)'}  {name}: "
+            f"{r['metric']} {'n/a' if score is None else f'{score:.3f}'}"
+            + "".join(f", {key} {r[key]:.3f}" for key in ("nll", "ece") if r.get(key) is not None)
+            + f", {r.get('steps', 0):,} epochs, {r.get('wall_time_s', 0):.1f} s"
+        )
     ret = r.get("final_return")
     text = (
         f"{'done' if outcome.status == 'done' else 'skipped (done before)'}  {name}: "
@@ -400,6 +465,76 @@ def describe(outcome: TrialOutcome) -> str:
         else:
             text += ", threshold not reached"
     return text
+
+
+# ---------------------------------------------------------------------------------- learning
+def _graph_task_config(trial: Trial, device: str | None) -> GraphTaskConfig:
+    """The :class:`GraphTaskConfig` of a learning trial (see the module docstring)."""
+    if trial.env_id not in TASKS:
+        close = difflib.get_close_matches(trial.env_id, list(TASKS), n=3)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+        raise ValueError(f"unknown learning task {trial.env_id!r}; {hint}known learning tasks: "
+                         f"{', '.join(TASKS)}")
+    if trial.num_envs is not None:
+        raise ValueError(f"num_envs does not apply to the learning task {trial.env_id}; set "
+                         "num_envs on the RL environments' [[envs]] tables instead of the top "
+                         "level")
+    overrides: dict[str, Any] = {**trial.config, "seed": trial.seed}
+    if trial.steps is not None:
+        overrides["epochs"] = trial.steps
+    if trial.env_kwargs:
+        overrides["task_kwargs"] = dict(trial.env_kwargs)
+    if device is not None:
+        overrides["device"] = device
+    return graph_task_config(trial.agent, trial.env_id, **overrides)
+
+
+def train_learning_task(
+    config: GraphTaskConfig, logdir: str | Path, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """Train a learning trial into ``logdir``: TensorBoard, ``config.json``, ``predictions.npz``.
+
+    Args:
+        config: The trial's config.
+        logdir: Its folder (created if missing).
+        progress: Called with the epoch after every epoch.
+
+    Returns:
+        The metrics of ``result.json``: ``steps`` (epochs), ``wall_time_s``, ``score``
+        (test accuracy), ``metric``, ``accuracy``, ``nll``, ``ece``, ``brier``,
+        ``val_accuracy``, ``val_nll``, ``train_accuracy``, ``best_epoch``, ``temperature``,
+        ``task_kind``.
+    """
+    import numpy as np
+    from torch.utils.tensorboard import SummaryWriter
+
+    logdir = Path(logdir)
+    logdir.mkdir(parents=True, exist_ok=True)
+    (logdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n",
+                                        encoding="utf-8")
+    with SummaryWriter(str(logdir)) as writer:
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            for key, tag in LEARNING_TAGS.items():
+                if metrics.get(key) is not None and math.isfinite(metrics[key]):
+                    writer.add_scalar(tag, metrics[key], epoch)
+            if progress is not None:
+                progress(epoch)
+
+        out = train_task(config, callback=on_epoch)
+        for key in ("accuracy", "nll", "ece", "brier"):
+            writer.add_scalar(f"eval/final_{key}", out[key], config.epochs)
+    tmp = logdir / (PREDICTIONS_FILE + ".tmp.npz")
+    np.savez_compressed(tmp, probs=out["test_probs"], labels=out["test_labels"])
+    tmp.replace(logdir / PREDICTIONS_FILE)
+    return {
+        "steps": config.epochs,
+        "wall_time_s": out["seconds"],
+        "score": out["accuracy"],
+        "metric": ACCURACY_METRIC,
+        **{key: out[key] for key in ("accuracy", "nll", "ece", "brier", "val_accuracy",
+                                     "val_nll", "train_accuracy", "best_epoch", "temperature")},
+        "task_kind": config.kind,
+    }
 
 
 # ---------------------------------------------------------------------------------- helpers

@@ -4,9 +4,10 @@
 ``<env>/<agent>/seed<k>`` folder). This module adds:
 
 - :func:`write_hparams`: in a finished trial's own folder, the hparams session (agent, env,
-  seed and the scalar fields of its config) and the metrics ``hparams/final_return`` and
-  ``hparams/sps``, so the HPARAMS tab shows one row per trial and compares agents by their
-  final metrics (its table, parallel coordinates and scatter views);
+  seed and the scalar fields of its config) and the metrics ``hparams/final_return``,
+  ``hparams/sps`` and ``hparams/score`` (graph-learning trials: ``hparams/score`` and
+  ``hparams/test_{accuracy,nll,ece,brier}``), so the HPARAMS tab shows one row per trial and
+  compares agents by their final metrics (its table, parallel coordinates and scatter views);
 - :func:`write_layout`: at the suite's root, a CUSTOM SCALARS layout with one chart per tag
   (episode return, episode length, steps/s, learning rate, losses) in which every trial of every
   agent is a line.
@@ -21,8 +22,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-#: Metrics of each HPARAMS row: result.json key -> scalar tag.
-METRICS = {"final_return": "hparams/final_return", "sps": "hparams/sps"}
+#: Metrics of each HPARAMS row: result.json key -> scalar tag (every trial has them).
+METRICS = {"final_return": "hparams/final_return", "sps": "hparams/sps", "score": "hparams/score"}
+#: Further metrics of graph-learning trials (test set), written when the result has them.
+LEARNING_METRICS = {"accuracy": "hparams/test_accuracy", "nll": "hparams/test_nll",
+                    "ece": "hparams/test_ece", "brier": "hparams/test_brier"}
 #: Config fields left out of the HPARAMS columns: where a trial ran, not what it computed.
 _SKIPPED_FIELDS = ("device", "checkpoint_every", "env_id", "seed")
 #: The custom-scalars layout: category -> chart title -> tags (regular expressions).
@@ -38,6 +42,16 @@ LAYOUT: dict[str, dict[str, list[str]]] = {
         "value loss": [r"losses/value_loss"],
         "entropy": [r"losses/entropy"],
         "approximate KL": [r"losses/approx_kl"],
+    },
+    "compare graph learning": {
+        "validation accuracy": [r"graph/val_accuracy"],
+        "training loss": [r"graph/train_loss"],
+        "test NLL": [r"eval/test_nll"],
+        "test ECE": [r"eval/test_ece"],
+    },
+    "compare uncertainty": {
+        "value std, visited states": [r"uncertainty/value_std"],
+        "value std, states never seen": [r"uncertainty/value_std_unvisited"],
     },
 }
 
@@ -69,7 +83,7 @@ def write_hparams(logdir: str | Path, result: dict[str, Any]) -> None:
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
 
-    metrics = {tag: float(result[key]) for key, tag in METRICS.items()
+    metrics = {tag: float(result[key]) for key, tag in {**METRICS, **LEARNING_METRICS}.items()
                if result.get(key) is not None}
     _experiment, session_start, session_end = hparams(hparams_of(result), metrics)
     step = int(result.get("steps") or 0)

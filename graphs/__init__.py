@@ -10,7 +10,9 @@
   (:func:`communication_graph`).
 - :mod:`graphs.tasks`: node classification (stochastic block model, karate club) and graph
   classification (structural motifs) with :func:`train_node_classifier` and
-  :func:`train_graph_classifier`.
+  :func:`train_graph_classifier` (linear, temperature-scaled or Bayesian heads); the same tasks by
+  id (:data:`TASKS`: ``graphs/SBM``...) for benchmark suites, with :class:`GraphTaskConfig`,
+  :func:`graph_task_config` and :func:`train_task`.
 """
 
 from graphs.batching import from_pyg_batch, pad_graphs, to_padded, to_pyg_batch
@@ -22,29 +24,44 @@ from graphs.communication import (
 )
 from graphs.encoders import MODELS, READOUTS, GraphEncoder
 from graphs.tasks import (
+    GRAPH_TASK_AGENTS,
     GRAPH_TASKS,
+    HEADS,
     NODE_TASKS,
+    TASKS,
     GraphTask,
+    GraphTaskConfig,
+    TaskSpec,
+    graph_task_config,
+    is_graph_task,
     load_planetoid,
     make_karate_task,
     make_motif_task,
     make_sbm_task,
     train_graph_classifier,
     train_node_classifier,
+    train_task,
 )
 
 __all__ = [
     "COMMUNICATION_GRAPHS",
-    "AgentCommunication",
-    "communication_graph",
-    "communication_options",
     "GRAPH_TASKS",
+    "GRAPH_TASK_AGENTS",
+    "HEADS",
     "MODELS",
     "NODE_TASKS",
     "READOUTS",
+    "TASKS",
+    "AgentCommunication",
     "GraphEncoder",
     "GraphTask",
+    "GraphTaskConfig",
+    "TaskSpec",
+    "communication_graph",
+    "communication_options",
     "from_pyg_batch",
+    "graph_task_config",
+    "is_graph_task",
     "load_planetoid",
     "make_karate_task",
     "make_motif_task",
@@ -54,4 +71,5 @@ __all__ = [
     "to_pyg_batch",
     "train_graph_classifier",
     "train_node_classifier",
+    "train_task",
 ]

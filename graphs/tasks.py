@@ -13,37 +13,62 @@ Tasks are generated locally or ship with PyG, so nothing here needs the network:
   same degrees; the label is structural only.
 
 :func:`train_node_classifier` and :func:`train_graph_classifier` train a :class:`GraphEncoder` with
-a linear head, select the epoch by validation accuracy and report test accuracy and NLL. Real
-benchmarks (:func:`load_planetoid`) are optional: they download, so tests never call them.
+a classification head, select the epoch by validation accuracy and report test accuracy, NLL,
+expected calibration error and Brier score (:mod:`bayes.calibration`) with the test set's
+predicted probabilities. Both run one training loop; the head is one of :data:`HEADS`:
+
+- ``"linear"``: a linear layer on the embeddings, trained by cross-entropy;
+- ``"temperature"``: the same, then temperature scaling (Guo et al., 2017) fitted on the
+  validation split (:func:`bayes.calibration.fit_temperature`); accuracy is unchanged;
+- ``"bayes"``: a Bayesian categorical head (:mod:`bayes.heads`) trained jointly with the encoder
+  on the ELBO, predicting the mean softmax over weight samples.
+
+Benchmarks address the tasks like environments, by id (:data:`TASKS`: ``graphs/SBM``,
+``graphs/KarateClub``, ``graphs/Motifs``), with a :class:`GraphTaskConfig` (from
+:func:`graph_task_config`, which maps an agent name such as ``gcn`` or ``gcn-temperature`` to a
+model and a head) run by :func:`train_task`. Real benchmarks (:func:`load_planetoid`) are
+optional: they download, so tests never call them.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import difflib
+import inspect
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import one_hot, stochastic_blockmodel_graph
 
-from graphs.encoders import GraphEncoder
+from graphs.encoders import MODELS, READOUTS, GraphEncoder
 
 __all__ = [
     "GRAPH_TASKS",
+    "GRAPH_TASK_AGENTS",
+    "HEADS",
     "NODE_TASKS",
+    "TASKS",
     "GraphTask",
+    "GraphTaskConfig",
+    "TaskSpec",
+    "graph_task_config",
+    "is_graph_task",
     "load_planetoid",
     "make_karate_task",
     "make_motif_task",
     "make_sbm_task",
     "train_graph_classifier",
     "train_node_classifier",
+    "train_task",
 ]
 
 
@@ -195,10 +220,6 @@ def load_planetoid(name: str = "Cora", root: str | Path = "~/.cache/umbra/planet
 NODE_TASKS: dict[str, Callable[..., Data]] = {"sbm": make_sbm_task, "karate": make_karate_task}
 
 
-def _accuracy(logits: Tensor, y: Tensor) -> float:
-    return float((logits.argmax(dim=-1) == y).float().mean()) if y.numel() else float("nan")
-
-
 def train_node_classifier(
     task: str | Data = "sbm",
     model: str = "gcn",
@@ -210,15 +231,23 @@ def train_node_classifier(
     lr: float = 0.01,
     weight_decay: float = 5e-4,
     dropout: float = 0.5,
+    head: str = "linear",
+    head_kwargs: dict[str, Any] | None = None,
+    num_samples: int = 32,
+    num_particles: int = 1,
+    calibration_bins: int = 15,
     task_kwargs: dict[str, Any] | None = None,
     model_kwargs: dict[str, Any] | None = None,
     device: str | torch.device = "cpu",
+    callback: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
-    r"""Train ``GraphEncoder -> Linear`` for transductive node classification, full batch.
+    r"""Train ``GraphEncoder -> head`` for transductive node classification, full batch.
 
-    Minimises the cross-entropy on the training nodes with Adam, evaluates every epoch and keeps
-    the parameters of the epoch with the best validation accuracy (ties: lower validation NLL);
-    the reported test numbers are for that epoch.
+    Minimises the training nodes' loss (cross-entropy, or the per-node negative ELBO of the
+    Bayesian head with ``num_data`` = the number of training nodes) with Adam, evaluates every
+    epoch and keeps the parameters of the epoch with the best validation accuracy (ties: lower
+    validation NLL); the reported test numbers are for those parameters (after temperature
+    scaling for ``head="temperature"``).
 
     Args:
         task: A name from :data:`NODE_TASKS` (``"sbm"``, ``"karate"``) or a ``Data`` with ``x``,
@@ -227,21 +256,34 @@ def train_node_classifier(
         model: Encoder model, see :data:`graphs.encoders.MODELS`. (default: ``"gcn"``)
         hidden_size: Encoder width. (default: ``64``)
         epochs: Full-batch gradient steps. (default: ``100``)
-        seed: Seeds the task (when built by name) and the initialisation; the global RNG is left
-            as it was. (default: ``0``)
+        seed: Seeds the task (when built by name), the initialisation and the head's weight
+            samples; the global RNG is left as it was. (default: ``0``)
         num_layers: Message-passing layers. (default: ``2``)
         lr: Adam learning rate. (default: ``0.01``)
-        weight_decay: Adam weight decay. (default: ``5e-4``)
+        weight_decay: Adam weight decay of the encoder and of a linear head (a Bayesian head
+            has its prior instead). (default: ``5e-4``)
         dropout: Encoder dropout between layers (as in Kipf & Welling's recipe, it keeps the
             attention models from overfitting noisy features). (default: ``0.5``)
+        head: One of :data:`HEADS`: ``"linear"``, ``"temperature"`` or ``"bayes"``.
+            (default: ``"linear"``)
+        head_kwargs: Extra arguments of the Bayesian head (e.g. ``prior_scale``).
+            (default: ``None``)
+        num_samples: Weight samples of the Bayesian head's predictive mean. (default: ``32``)
+        num_particles: ELBO particles per step of the Bayesian head. (default: ``1``)
+        calibration_bins: Bins of the expected calibration error. (default: ``15``)
         task_kwargs: Extra arguments of the task builder. (default: ``None``)
         model_kwargs: Extra arguments of :class:`GraphEncoder`. (default: ``None``)
         device: Where to train. (default: ``"cpu"``)
+        callback: Called after every epoch with the epoch (from 1) and that epoch's metrics
+            (``train_loss``, ``{train,val,test}_{accuracy,nll}``, ``test_ece``; before
+            temperature scaling). (default: ``None``)
 
     Returns:
-        A dict with ``accuracy`` and ``nll`` (test), ``val_accuracy``, ``val_nll``,
-        ``train_accuracy``, ``best_epoch``, ``epochs``, ``seconds``, ``model``, ``task``,
-        ``num_classes``.
+        A dict with, on the test split, ``accuracy``, ``nll``, ``ece``, ``brier``, the predicted
+        probabilities ``test_probs`` (``[N_test, C]`` numpy) and ``test_labels``; and
+        ``val_accuracy``, ``val_nll``, ``train_accuracy``, ``best_epoch``, ``temperature``
+        (``None`` unless fitted), ``history`` (the callback's metrics per epoch), ``epochs``,
+        ``seconds``, ``model``, ``head``, ``task``, ``num_classes``.
     """
     task_name = task if isinstance(task, str) else "custom"
     if isinstance(task, str):
@@ -252,6 +294,8 @@ def train_node_classifier(
         data = task
     num_classes = int(getattr(data, "num_classes", None) or int(data.y.max()) + 1)
     data = data.to(device)
+    splits = {name: (data, data[f"{name}_mask"]) for name in _SPLITS}
+    num_train = int(data.train_mask.sum())
 
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
@@ -264,30 +308,28 @@ def train_node_classifier(
             dropout=dropout,
             **(model_kwargs or {}),
         )
-        net = _Classifier(encoder, num_classes, node_level=True).to(device)
-        optimizer = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-
-        def evaluate() -> dict[str, float]:
-            net.eval()
-            with torch.no_grad():
-                logits = net(data)
-            out = {}
-            for split in ("train", "val", "test"):
-                mask = data[f"{split}_mask"]
-                out[f"{split}_accuracy"] = _accuracy(logits[mask], data.y[mask])
-                out[f"{split}_nll"] = float(F.cross_entropy(logits[mask], data.y[mask]))
-            return out
-
-        def step() -> None:
-            net.train()
-            optimizer.zero_grad()
-            logits = net(data)
-            loss = F.cross_entropy(logits[data.train_mask], data.y[data.train_mask])
-            loss.backward()
-            optimizer.step()
-
-        best = _train(step, evaluate, epochs)
-    return _report(best, epochs, time.perf_counter() - start, model, task_name, num_classes)
+        net = _Classifier(encoder, num_classes, True, head, head_kwargs).to(device)
+        result = _fit(
+            net,
+            lambda: [splits["train"]],
+            splits,
+            num_train,
+            epochs=epochs,
+            lr=lr,
+            weight_decay=weight_decay,
+            num_samples=num_samples,
+            num_particles=num_particles,
+            calibration_bins=calibration_bins,
+            callback=callback,
+        )
+    return {
+        **result,
+        "seconds": time.perf_counter() - start,
+        "model": model,
+        "head": head,
+        "task": task_name,
+        "num_classes": num_classes,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,15 +463,22 @@ def train_graph_classifier(
     weight_decay: float = 0.0,
     batch_size: int | None = None,
     dropout: float = 0.0,
+    head: str = "linear",
+    head_kwargs: dict[str, Any] | None = None,
+    num_samples: int = 32,
+    num_particles: int = 1,
+    calibration_bins: int = 15,
     task_kwargs: dict[str, Any] | None = None,
     model_kwargs: dict[str, Any] | None = None,
     device: str | torch.device = "cpu",
+    callback: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
-    r"""Train ``GraphEncoder (readout) -> Linear`` for graph classification.
+    r"""Train ``GraphEncoder (readout) -> head`` for graph classification.
 
     Each epoch is one pass over the training graphs in minibatches of ``batch_size`` (one full
-    batch when ``None``), with Adam on the cross-entropy; the parameters of the epoch with the best
-    validation accuracy (ties: lower validation NLL) give the reported test numbers.
+    batch when ``None``), with Adam on the loss of :func:`train_node_classifier` (``num_data``:
+    the number of training graphs); the parameters of the epoch with the best validation
+    accuracy (ties: lower validation NLL) give the reported test numbers.
 
     Args:
         task: A name from :data:`GRAPH_TASKS` (``"motifs"``) or a :class:`GraphTask`.
@@ -445,23 +494,35 @@ def train_graph_classifier(
         weight_decay: Adam weight decay. (default: ``0.0``)
         batch_size: Graphs per step; ``None`` for full batch. (default: ``None``)
         dropout: Encoder dropout. (default: ``0.0``)
+        head, head_kwargs, num_samples, num_particles, calibration_bins, callback: As in
+            :func:`train_node_classifier`.
         task_kwargs: Extra arguments of the task builder. (default: ``None``)
         model_kwargs: Extra arguments of :class:`GraphEncoder`. (default: ``None``)
         device: Where to train. (default: ``"cpu"``)
 
     Returns:
-        A dict with ``accuracy`` and ``nll`` (test), ``val_accuracy``, ``val_nll``,
-        ``train_accuracy``, ``best_epoch``, ``epochs``, ``seconds``, ``model``, ``task``,
-        ``num_classes``.
+        The dict of :func:`train_node_classifier`.
     """
     if isinstance(task, str):
         if task not in GRAPH_TASKS:
             raise ValueError(f"unknown graph task {task!r}; choose one of {list(GRAPH_TASKS)}")
         task = GRAPH_TASKS[task](seed=seed, **(task_kwargs or {}))
-    splits = {
-        name: Batch.from_data_list(task.split(name)).to(device) for name in ("train", "val", "test")
-    }
+    splits = {name: (Batch.from_data_list(task.split(name)).to(device), None) for name in _SPLITS}
     train_graphs = task.split("train")
+
+    def train_batches() -> list[tuple[Batch, None]]:
+        if batch_size is None:
+            return [splits["train"]]
+        order = torch.randperm(len(train_graphs)).tolist()
+        return [
+            (
+                Batch.from_data_list([train_graphs[i] for i in order[i : i + batch_size]]).to(
+                    device
+                ),
+                None,
+            )
+            for i in range(0, len(order), batch_size)
+        ]
 
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
@@ -475,89 +536,453 @@ def train_graph_classifier(
             dropout=dropout,
             **(model_kwargs or {}),
         )
-        net = _Classifier(encoder, task.num_classes, node_level=False).to(device)
-        optimizer = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-
-        def evaluate() -> dict[str, float]:
-            net.eval()
-            out = {}
-            with torch.no_grad():
-                for split, batch in splits.items():
-                    logits = net(batch)
-                    out[f"{split}_accuracy"] = _accuracy(logits, batch.y)
-                    out[f"{split}_nll"] = float(F.cross_entropy(logits, batch.y))
-            return out
-
-        def step() -> None:
-            net.train()
-            if batch_size is None:
-                batches = [splits["train"]]
-            else:
-                order = torch.randperm(len(train_graphs)).tolist()
-                batches = [
-                    Batch.from_data_list([train_graphs[i] for i in order[i : i + batch_size]]).to(
-                        device
-                    )
-                    for i in range(0, len(order), batch_size)
-                ]
-            for batch in batches:
-                optimizer.zero_grad()
-                F.cross_entropy(net(batch), batch.y).backward()
-                optimizer.step()
-
-        best = _train(step, evaluate, epochs)
-    return _report(best, epochs, time.perf_counter() - start, model, task.name, task.num_classes)
+        net = _Classifier(encoder, task.num_classes, False, head, head_kwargs).to(device)
+        result = _fit(
+            net,
+            train_batches,
+            splits,
+            len(train_graphs),
+            epochs=epochs,
+            lr=lr,
+            weight_decay=weight_decay,
+            num_samples=num_samples,
+            num_particles=num_particles,
+            calibration_bins=calibration_bins,
+            callback=callback,
+        )
+    return {
+        **result,
+        "seconds": time.perf_counter() - start,
+        "model": model,
+        "head": head,
+        "task": task.name,
+        "num_classes": task.num_classes,
+    }
 
 
 # --------------------------------------------------------------------------------------------
 # Shared plumbing
 # --------------------------------------------------------------------------------------------
 
+#: The splits every task has, in the order they are evaluated.
+_SPLITS = ("train", "val", "test")
+#: Classification heads: linear, linear + temperature scaling, Bayesian (see the module doc).
+HEADS: tuple[str, ...] = ("linear", "temperature", "bayes")
+
+
+def _bayes_head_class() -> type[nn.Module]:
+    """:class:`bayes.heads.BayesianClassifier` (imported on first use: Pyro loads slowly)."""
+    try:
+        from bayes.heads import BayesianClassifier
+    except ImportError as err:  # an older bayes package
+        raise ValueError(
+            "head='bayes' needs bayes.heads.BayesianClassifier, which this version lacks: use "
+            "head='linear' or 'temperature'"
+        ) from err
+    return BayesianClassifier
+
 
 class _Classifier(nn.Module):
-    """``GraphEncoder`` then a linear head on node (or graph) embeddings."""
+    """``GraphEncoder`` then a head on node (or graph) embeddings.
 
-    def __init__(self, encoder: GraphEncoder, num_classes: int, node_level: bool) -> None:
+    A linear head (``"linear"``, ``"temperature"``) is trained by cross-entropy; a Bayesian head
+    by its per-datum negative ELBO and predicts its mean softmax over ``num_samples`` weight
+    samples.
+    """
+
+    def __init__(
+        self,
+        encoder: GraphEncoder,
+        num_classes: int,
+        node_level: bool,
+        head: str = "linear",
+        head_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
+        if head not in HEADS:
+            close = difflib.get_close_matches(head, HEADS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown head {head!r}; {hint}choose one of {', '.join(HEADS)}")
         self.encoder = encoder
-        self.head = nn.Linear(encoder.out_features, num_classes)
         self.node_level = node_level
+        self.head_name = head
+        self.bayesian = head == "bayes"
+        if self.bayesian:
+            self.head = _bayes_head_class()(
+                encoder.out_features, num_classes, **(head_kwargs or {})
+            )
+        else:
+            if head_kwargs:
+                raise ValueError(f"head_kwargs apply to head='bayes' only, got {head_kwargs}")
+            self.head = nn.Linear(encoder.out_features, num_classes)
+
+    def embed(self, data: Data | Batch, mask: Tensor | None = None) -> Tensor:
+        """Node embeddings (``mask``-selected) or graph embeddings of ``data``."""
+        nodes, graphs = self.encoder.encode_data(data)
+        out = nodes if self.node_level else graphs
+        return out if mask is None else out[mask]
+
+    def loss(self, emb: Tensor, y: Tensor, num_data: int, num_particles: int) -> Tensor:
+        """Cross-entropy, or the Bayesian head's negative ELBO per datum."""
+        if self.bayesian:
+            return self.head.loss(emb, y, num_data=num_data, num_particles=num_particles)
+        return F.cross_entropy(self.head(emb), y)
+
+    def log_probs(self, emb: Tensor, num_samples: int) -> Tensor:
+        """Predicted log-probabilities ``[B, C]`` (logits up to a per-row constant)."""
+        if self.bayesian:
+            probs = self.head.predict_probs(emb, num_samples=num_samples)
+            return probs.clamp_min(1e-12).log()
+        return F.log_softmax(self.head(emb), dim=-1)
 
     def forward(self, data: Data | Batch) -> Tensor:
-        nodes, graphs = self.encoder.encode_data(data)
-        return self.head(nodes if self.node_level else graphs)
+        return self.log_probs(self.embed(data), num_samples=32)
 
 
-def _train(
-    step: Callable[[], None], evaluate: Callable[[], dict[str, float]], epochs: int
-) -> dict[str, float]:
-    """Run ``epochs`` steps; return the metrics of the epoch with the best validation score."""
+def _fit(
+    net: _Classifier,
+    train_batches: Callable[[], Iterable[tuple[Data | Batch, Tensor | None]]],
+    splits: dict[str, tuple[Data | Batch, Tensor | None]],
+    num_train: int,
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    num_samples: int,
+    num_particles: int,
+    calibration_bins: int,
+    callback: Callable[[int, dict[str, float]], None] | None,
+) -> dict[str, Any]:
+    """The one training loop of node and graph classification.
+
+    Each epoch: one pass over ``train_batches()`` (``(data, mask)`` pairs; ``mask`` selects the
+    nodes of a node task, ``None`` takes every graph of a batch) with Adam, then an evaluation of
+    every split. The parameters of the epoch with the best validation accuracy (ties: lower
+    validation NLL) are restored at the end and give the test probabilities (temperature-scaled
+    for ``head="temperature"``) and metrics.
+    """
+    from bayes import calibration
+
     if epochs < 1:
         raise ValueError(f"epochs must be positive, got {epochs}")
+    head_decay = 0.0 if net.bayesian else weight_decay  # a Bayesian head has its prior
+    optimizer = torch.optim.Adam(
+        [
+            {"params": net.encoder.parameters(), "weight_decay": weight_decay},
+            {"params": net.head.parameters(), "weight_decay": head_decay},
+        ],
+        lr=lr,
+    )
+
+    def evaluate() -> dict[str, tuple[Tensor, Tensor]]:
+        net.eval()
+        out = {}
+        with torch.no_grad():
+            for split, (data, mask) in splits.items():
+                log_probs = net.log_probs(net.embed(data, mask), num_samples)
+                out[split] = (log_probs, data.y if mask is None else data.y[mask])
+        return out
+
+    history: list[dict[str, float]] = []
     best: dict[str, float] = {}
+    best_state: dict[str, Tensor] = {}
     for epoch in range(1, epochs + 1):
-        step()
-        metrics = evaluate()
+        net.train()
+        losses = []
+        for data, mask in train_batches():
+            optimizer.zero_grad()
+            y = data.y if mask is None else data.y[mask]
+            loss = net.loss(net.embed(data, mask), y, num_train, num_particles)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        outputs = evaluate()
+        metrics = {"train_loss": float(np.mean(losses))}
+        for split, (log_probs, y) in outputs.items():
+            metrics[f"{split}_accuracy"] = _accuracy(log_probs, y)
+            metrics[f"{split}_nll"] = float(F.nll_loss(log_probs, y))
+        test_log_probs, test_y = outputs["test"]
+        metrics["test_ece"] = calibration.expected_calibration_error(
+            test_log_probs.exp().double(), test_y, n_bins=calibration_bins
+        )
+        history.append(metrics)
+        if callback is not None:
+            callback(epoch, metrics)
         key = (metrics["val_accuracy"], -metrics["val_nll"])
         if not best or key > (best["val_accuracy"], -best["val_nll"]):
-            best = copy.copy(metrics)
-            best["best_epoch"] = epoch
-    return best
+            best = {**metrics, "best_epoch": epoch}
+            best_state = copy.deepcopy(net.state_dict())
+    net.load_state_dict(best_state)
 
-
-def _report(
-    best: dict[str, float], epochs: int, seconds: float, model: str, task: str, num_classes: int
-) -> dict[str, Any]:
+    outputs = evaluate()
+    val_logits, val_y = outputs["val"]
+    test_logits, test_y = outputs["test"]
+    temperature = None
+    if net.head_name == "temperature":
+        temperature = calibration.fit_temperature(val_logits.double(), val_y)
+    scale = temperature or 1.0
+    val_probs = F.softmax(val_logits.double() / scale, dim=-1)
+    test_probs = F.softmax(test_logits.double() / scale, dim=-1)
+    test_np, labels_np = test_probs.cpu().numpy(), test_y.cpu().numpy()
     return {
-        "accuracy": best["test_accuracy"],
-        "nll": best["test_nll"],
-        "val_accuracy": best["val_accuracy"],
-        "val_nll": best["val_nll"],
+        "accuracy": _accuracy(test_probs, test_y),
+        "nll": calibration.negative_log_likelihood(test_np, labels_np),
+        "ece": calibration.expected_calibration_error(test_np, labels_np, n_bins=calibration_bins),
+        "brier": calibration.brier_score(test_np, labels_np),
+        "val_accuracy": _accuracy(val_probs, val_y),
+        "val_nll": calibration.negative_log_likelihood(
+            val_probs.cpu().numpy(), val_y.cpu().numpy()
+        ),
         "train_accuracy": best["train_accuracy"],
         "best_epoch": int(best["best_epoch"]),
+        "temperature": temperature,
         "epochs": epochs,
-        "seconds": seconds,
-        "model": model,
-        "task": task,
-        "num_classes": num_classes,
+        "test_probs": test_np.astype(np.float32),
+        "test_labels": labels_np.astype(np.int64),
+        "history": history,
     }
+
+
+def _accuracy(scores: Tensor, y: Tensor) -> float:
+    return float((scores.argmax(dim=-1) == y).float().mean()) if y.numel() else float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# Tasks by id, for benchmarks: a config per trial, agents as model + head
+# --------------------------------------------------------------------------------------------
+
+#: The namespace of learning-task ids: ``graphs/<Name>``.
+TASK_NAMESPACE = "graphs/"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A graph-learning task addressed by id (a key of :data:`TASKS`).
+
+    Attributes:
+        kind: ``"node"`` (node classification, :func:`train_node_classifier`) or ``"graph"``
+            (graph classification, :func:`train_graph_classifier`).
+        name: The builder's name in :data:`NODE_TASKS` or :data:`GRAPH_TASKS`.
+        description: One line.
+        defaults: :class:`GraphTaskConfig` overrides tuned for the task (under the agent's and
+            the caller's).
+    """
+
+    kind: Literal["node", "graph"]
+    name: str
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def builder(self) -> Callable[..., Any]:
+        """The function that builds the task's data."""
+        return (NODE_TASKS if self.kind == "node" else GRAPH_TASKS)[self.name]
+
+
+#: Learning tasks by id: what a benchmark suite's ``[[envs]] id = "graphs/SBM"`` means.
+TASKS: dict[str, TaskSpec] = {
+    "graphs/SBM": TaskSpec(
+        "node", "sbm", "node classification: 4-block stochastic block model, noisy features"
+    ),
+    "graphs/KarateClub": TaskSpec(
+        "node",
+        "karate",
+        "node classification: Zachary's karate club, 4 communities",
+        {"hidden_size": 16},
+    ),
+    "graphs/Motifs": TaskSpec(
+        "graph",
+        "motifs",
+        "graph classification: house vs K_{2,3} motif on random trees",
+        {"num_layers": 3, "weight_decay": 0.0, "dropout": 0.0, "epochs": 40},
+    ),
+}
+
+#: Agent names on learning tasks: ``<model>`` (linear head), ``<model>-temperature`` and
+#: ``<model>-bayes``, for every model of :data:`graphs.encoders.MODELS`.
+GRAPH_TASK_AGENTS: tuple[str, ...] = tuple(
+    f"{model}{'' if head == 'linear' else '-' + head}" for model in MODELS for head in HEADS
+)
+
+
+def is_graph_task(task_id: str) -> bool:
+    """Whether ``task_id`` names a learning task (the ``graphs/`` namespace), known or not."""
+    return task_id.startswith(TASK_NAMESPACE)
+
+
+@dataclass(frozen=True)
+class GraphTaskConfig:
+    """Everything that defines one graph-learning trial. Logged with the run as ``config.json``.
+
+    Benchmarks build it with :func:`graph_task_config` and run it with :func:`train_task`.
+    """
+
+    task_id: str = "graphs/SBM"
+    """A key of :data:`TASKS`."""
+    model: str = "gcn"
+    """Encoder model, a key of :data:`graphs.encoders.MODELS`."""
+    head: str = "linear"
+    """``"linear"``, ``"temperature"`` or ``"bayes"`` (:data:`HEADS`)."""
+    hidden_size: int = 64
+    """Encoder width."""
+    num_layers: int = 2
+    """Message-passing layers."""
+    epochs: int = 100
+    """Full passes over the training nodes or graphs (a suite's ``steps``)."""
+    lr: float = 0.01
+    """Adam learning rate."""
+    weight_decay: float = 5e-4
+    """Adam weight decay of the encoder and a linear head."""
+    dropout: float = 0.5
+    """Encoder dropout between layers."""
+    readout: str = "mean"
+    """Graph tasks: ``"mean"``, ``"max"`` or ``"attention"`` pooling of node embeddings."""
+    batch_size: int | None = None
+    """Graph tasks: graphs per gradient step; ``None`` for full batch."""
+    head_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Arguments of the Bayesian head (e.g. ``prior_scale``)."""
+    num_samples: int = 32
+    """Weight samples of the Bayesian head's predictive mean."""
+    num_particles: int = 1
+    """ELBO particles per step of the Bayesian head."""
+    calibration_bins: int = 15
+    """Bins of the expected calibration error."""
+    task_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Arguments of the task's builder (a suite's ``env_kwargs``), e.g. ``feature_noise``."""
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Further arguments of :class:`~graphs.encoders.GraphEncoder`."""
+    seed: int = 0
+    """Seeds the task's data and split, the initialisation and the head's samples."""
+    device: str = "cpu"
+    """``"cpu"``, ``"cuda"`` or ``"auto"``."""
+
+    def __post_init__(self) -> None:
+        _check_choice("learning task", self.task_id, list(TASKS))
+        _check_choice("model", self.model, list(MODELS))
+        _check_choice("head", self.head, list(HEADS))
+        _check_choice("readout", self.readout, list(READOUTS))
+        for name in (
+            "hidden_size",
+            "num_layers",
+            "epochs",
+            "num_samples",
+            "num_particles",
+            "calibration_bins",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"GraphTaskConfig.{name} must be a positive integer, got {value!r}"
+                )
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(
+                f"GraphTaskConfig.batch_size must be positive or None, got {self.batch_size}"
+            )
+        if self.head == "bayes" and self.num_samples < 2:
+            raise ValueError("GraphTaskConfig.num_samples must be >= 2 for head='bayes'")
+        spec = TASKS[self.task_id]
+        params = inspect.signature(spec.builder).parameters
+        known = [name for name in params if name != "seed"]
+        for key in self.task_kwargs:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=3)
+                hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+                raise ValueError(
+                    f"unknown argument {key!r} of {self.task_id} (env_kwargs); "
+                    f"{hint}known: {', '.join(known)}"
+                )
+        if spec.kind == "node" and (self.batch_size is not None or self.readout != "mean"):
+            raise ValueError(
+                f"{self.task_id} is node classification (full batch, no readout): "
+                "batch_size and readout apply to graph classification only"
+            )
+
+    @property
+    def kind(self) -> Literal["node", "graph"]:
+        """``"node"`` or ``"graph"`` classification."""
+        return TASKS[self.task_id].kind
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/TOML-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GraphTaskConfig:
+        """Inverse of :meth:`to_dict`; an unknown key is a ``ValueError`` naming close fields."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=3)
+                hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+                raise ValueError(f"unknown GraphTaskConfig field {key!r}{hint}")
+        return cls(**data)
+
+
+def graph_task_config(agent: str, task_id: str, **overrides: Any) -> GraphTaskConfig:
+    """The config of ``agent`` on the learning task ``task_id``.
+
+    ``agent`` is ``<model>`` (a linear head), ``<model>-temperature`` or ``<model>-bayes``
+    (:data:`GRAPH_TASK_AGENTS`), so ``gcn`` is the same GCN encoder as the RL agent ``gcn``.
+    Settings: defaults < the task's :attr:`TaskSpec.defaults` < the agent's model and head <
+    ``overrides``.
+
+    Raises:
+        ValueError: unknown task id, agent or config field, naming the close matches.
+    """
+    _check_choice("learning task", task_id, list(TASKS))
+    _check_choice(f"agent for the learning task {task_id}", agent, list(GRAPH_TASK_AGENTS))
+    model, _, head = agent.partition("-")
+    settings = {**TASKS[task_id].defaults, "model": model, "head": head or "linear", **overrides}
+    return GraphTaskConfig.from_dict({"task_id": task_id, **settings})
+
+
+def train_task(
+    config: GraphTaskConfig, callback: Callable[[int, dict[str, float]], None] | None = None
+) -> dict[str, Any]:
+    """Train ``config`` (:func:`train_node_classifier` or :func:`train_graph_classifier`).
+
+    Args:
+        config: The trial's config.
+        callback: Called after every epoch with the epoch and its metrics.
+
+    Returns:
+        The dict of :func:`train_node_classifier`.
+    """
+    spec = TASKS[config.task_id]
+    common = dict(
+        model=config.model,
+        hidden_size=config.hidden_size,
+        epochs=config.epochs,
+        seed=config.seed,
+        num_layers=config.num_layers,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        dropout=config.dropout,
+        head=config.head,
+        head_kwargs=dict(config.head_kwargs),
+        num_samples=config.num_samples,
+        num_particles=config.num_particles,
+        calibration_bins=config.calibration_bins,
+        task_kwargs=dict(config.task_kwargs),
+        model_kwargs=dict(config.model_kwargs),
+        device=_resolve_device(config.device),
+        callback=callback,
+    )
+    if spec.kind == "node":
+        return train_node_classifier(spec.name, **common)
+    return train_graph_classifier(
+        spec.name, readout=config.readout, batch_size=config.batch_size, **common
+    )
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _check_choice(what: str, value: Any, known: list[str]) -> None:
+    if value not in known:
+        close = difflib.get_close_matches(str(value), known, n=3)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+        raise ValueError(f"unknown {what} {value!r}; {hint}known: {', '.join(known)}")

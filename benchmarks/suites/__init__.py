@@ -34,6 +34,18 @@ Agents are the names of :data:`agents.presets.AGENTS` (Umbra's PPO with a preset
 stable-baselines3 baselines of :data:`agents.sb3.SB3_AGENTS`. A return threshold is a config
 override: ``config = { stop_at_return = 475.0 }``.
 
+An ``[[envs]]`` id may also be a **graph-learning task** (not RL), in the ``graphs/`` namespace:
+``graphs/SBM``, ``graphs/KarateClub`` (node classification), ``graphs/Motifs`` (graph
+classification), see :data:`graphs.tasks.TASKS`. There the agent ``gcn``/``gat``/``gin``/``sage``
+is the same GNN with a linear head, ``<model>-temperature`` adds temperature scaling and
+``<model>-bayes`` a Bayesian head; ``steps`` counts **epochs**, ``env_kwargs`` are the task
+builder's arguments (``feature_noise = 2.0``), ``config`` holds
+:class:`~graphs.tasks.GraphTaskConfig` fields (``hidden_size``, ``lr``, ``dropout``...) and
+``num_envs`` is an error. The trial's score is its test accuracy (an RL trial's is its final
+return), so one suite can compare agents across both kinds of task. Since top-level ``steps``,
+``num_envs`` and ``config`` apply to every table, a mixed suite sets them per ``[[envs]]``
+(see ``graph.toml``).
+
 Loading checks the file's structure: an unknown key is an error naming the closest known key, a
 wrong type an error naming the expected one. Whether the environment ids, agents and PPO options
 exist is checked by :func:`benchmarks.runner.check_trials` before anything runs.
@@ -76,10 +88,13 @@ class Trial:
     """One training: an agent on an environment with one seed.
 
     Attributes:
-        env_id: Native id (``umbra/CartPole-v0``), Gymnasium id or ``package.module:ClassName``.
-        agent: Agent name from :data:`agents.presets.AGENTS`.
+        env_id: Native id (``umbra/CartPole-v0``), Gymnasium id, ``package.module:ClassName`` or
+            graph-learning task (``graphs/SBM``, :data:`graphs.tasks.TASKS`).
+        agent: Agent name from :data:`agents.presets.AGENTS` (or, on a learning task, from
+            :data:`graphs.tasks.GRAPH_TASK_AGENTS`).
         seed: Seed of the environment and the network.
-        steps: Environment steps to train for; ``None`` keeps the agent preset's ``total_steps``.
+        steps: Environment steps to train for (epochs on a learning task); ``None`` keeps the
+            agent preset's ``total_steps``.
         num_envs: Parallel environment copies; ``None`` keeps the agent preset's.
         env_kwargs: Constructor arguments of the environment.
         config: Further ``PPOConfig`` overrides (field name -> value).
@@ -187,7 +202,7 @@ def load_suite(name_or_path: str | Path) -> Suite | ThroughputSuite:
     """
     text_or_path = str(name_or_path)
     path = Path(text_or_path)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():  # a folder named like a suite (bayes/) is not
         if not path.is_file():
             raise SuiteError(f"suite file {text_or_path!r} does not exist")
         return parse_suite(path.read_text(encoding="utf-8"), name=path.stem, source=str(path))

@@ -1,11 +1,16 @@
 """Graph learning: generated tasks are what they claim, and every encoder learns them quickly."""
 
+import numpy as np
 import pytest
 import torch
 from torch_geometric.utils import to_dense_adj
 
+from bayes.calibration import negative_log_likelihood
 from graphs.encoders import MODELS
 from graphs.tasks import (
+    GRAPH_TASK_AGENTS,
+    GraphTaskConfig,
+    graph_task_config,
     make_karate_task,
     make_motif_task,
     make_sbm_task,
@@ -101,3 +106,81 @@ def test_minibatch_graph_training_and_unknown_tasks():
         train_node_classifier("cora")
     with pytest.raises(ValueError, match="unknown graph task 'mutag'"):
         train_graph_classifier("mutag")
+
+
+#: An SBM where an unregularised GCN overfits its small training split: overconfident.
+OVERCONFIDENT = dict(
+    hidden_size=64,
+    epochs=60,
+    seed=1,
+    dropout=0.0,
+    weight_decay=0.0,
+    task_kwargs=dict(feature_noise=2.0, p_in=0.04, p_out=0.01, block_size=50),
+)
+
+
+def test_temperature_scaling_keeps_accuracy_and_lowers_nll_when_overconfident():
+    plain = train_node_classifier("sbm", "gcn", head="linear", **OVERCONFIDENT)
+    scaled = train_node_classifier("sbm", "gcn", head="temperature", **OVERCONFIDENT)
+    assert plain["temperature"] is None and scaled["temperature"] > 1.5  # it was overconfident
+    assert scaled["accuracy"] == plain["accuracy"]
+    np.testing.assert_array_equal(scaled["test_probs"].argmax(1), plain["test_probs"].argmax(1))
+    assert scaled["nll"] < plain["nll"] - 0.2 and scaled["ece"] < plain["ece"]
+
+
+def test_results_carry_test_probabilities_calibration_and_a_per_epoch_history():
+    seen = []
+    result = train_graph_classifier(
+        "motifs",
+        "gin",
+        hidden_size=8,
+        epochs=3,
+        seed=0,
+        task_kwargs={"num_graphs": 40},
+        callback=lambda epoch, m: seen.append((epoch, m)),
+    )
+    assert [epoch for epoch, _ in seen] == [1, 2, 3]
+    assert [m for _, m in seen] == result["history"]
+    assert {"train_loss", "val_accuracy", "test_nll", "test_ece"} <= set(seen[0][1])
+    probs, labels = result["test_probs"], result["test_labels"]
+    assert probs.shape == (labels.shape[0], 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert result["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == labels))
+    assert result["nll"] == pytest.approx(negative_log_likelihood(probs, labels), rel=1e-4)
+    assert 0 <= result["ece"] <= 1 and 0 <= result["brier"] <= 2
+
+
+def test_agents_name_a_model_and_a_head_on_tasks_named_like_environments():
+    config = graph_task_config("sage-temperature", "graphs/Motifs", epochs=5)
+    assert (config.model, config.head, config.epochs, config.num_layers) == (
+        "sage",
+        "temperature",
+        5,
+        3,
+    )  # the task's default of 3 layers
+    assert GraphTaskConfig.from_dict(config.to_dict()) == config
+    assert set(GRAPH_TASK_AGENTS) >= {"gcn", "gat", "gin", "sage", "gcn-bayes"}
+    with pytest.raises(ValueError, match="did you mean 'graphs/KarateClub'"):
+        graph_task_config("gcn", "graphs/Karate")
+    with pytest.raises(ValueError, match="unknown GraphTaskConfig field 'lr_decay'"):
+        graph_task_config("gcn", "graphs/SBM", lr_decay=0.5)
+    with pytest.raises(ValueError, match="graph classification only"):
+        graph_task_config("gcn", "graphs/SBM", batch_size=8)
+
+
+def _has_bayes_classifier() -> bool:
+    from graphs.tasks import _bayes_head_class
+
+    try:
+        _bayes_head_class()
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_bayes_classifier(), reason="no Bayesian classifier in bayes.heads")
+def test_a_bayesian_head_trains_jointly_with_the_encoder():
+    result = train_node_classifier(
+        "sbm", "gcn", hidden_size=16, epochs=40, seed=0, head="bayes", num_samples=8
+    )
+    assert result["accuracy"] > 0.8, result
+    assert np.allclose(result["test_probs"].sum(1), 1, atol=1e-5)
