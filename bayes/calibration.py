@@ -12,6 +12,7 @@ References:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -316,4 +317,13 @@ def fit_temperature(logits: Any, labels: Any, bounds: tuple[float, float] = (0.0
     res = minimize_scalar(
         nll, bounds=(np.log(lo), np.log(hi)), method="bounded", options={"xatol": 1e-6}
     )
-    return float(np.exp(res.x))
+    temperature = float(np.exp(res.x))
+    if min(abs(res.x - np.log(lo)), abs(res.x - np.log(hi))) < 1e-3:
+        warnings.warn(
+            f"the fitted temperature {temperature:.3g} sits at the search bound {bounds}: the "
+            "validation NLL keeps falling beyond it (e.g. every validation sample is classified "
+            "correctly, so nothing speaks against sharper probabilities). Use a larger or harder "
+            "validation split, or widen `bounds`.",
+            stacklevel=2,
+        )
+    return temperature
