@@ -238,7 +238,7 @@ class AgentCommunication(nn.Module):
             raise ValueError(
                 f"communication graph {graph!r} is built from agent positions: give "
                 "position_slice=(start, stop) into each agent's observation or position_key "
-                "for a Dict observation (the native multi-agent tasks have defaults in PPO)"
+                "for a Dict observation (PPO reads a task's agent_position_slice)"
             )
         self.num_agents = num_agents
         self.model = model
