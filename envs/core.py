@@ -25,6 +25,7 @@ None of them may loop over copies in Python or synchronise with the device (no `
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -75,13 +76,44 @@ def torch_dtype(space: gym.Space) -> torch.dtype:
     raise TypeError(f"no torch dtype for space {space}")
 
 
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """Return ``value`` as an int; ``TypeError`` unless it is an int, ``ValueError`` if too small.
+
+    Environment constructors check their keyword arguments with these ``check_*`` helpers, so
+    that a bad setting fails when the environment is built, naming the argument.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def check_positive(name: str, value: Any) -> float:
+    """Return ``value`` as a float; ``TypeError`` unless it is a number, ``ValueError`` unless > 0.
+
+    ``math.inf`` is accepted (e.g. an unlimited view radius).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a positive number, got {value!r}")
+    if not value > 0:
+        raise ValueError(f"{name} must be greater than 0, got {value}")
+    return float(value)
+
+
+def check_nonnegative(name: str, value: Any) -> float:
+    """Return ``value`` as a float; ``TypeError`` unless it is a number, ``ValueError`` unless
+    it is finite and >= 0 (penalties, costs)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float >= 0, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite float >= 0, got {value!r}")
+    return float(value)
+
+
 def check_num_envs(num_envs: int) -> int:
     """Return ``num_envs`` as an int; ``TypeError``/``ValueError`` unless it is an int >= 1."""
-    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
-        raise TypeError(f"num_envs must be a positive int, got {num_envs!r}")
-    if num_envs < 1:
-        raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-    return int(num_envs)
+    return check_int("num_envs", num_envs, 1)
 
 
 def integer_action_bounds(space: gym.Space) -> tuple[Any, Any]:

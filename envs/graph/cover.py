@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import math
-
 import gymnasium as gym
 import torch
 
-from envs.core import BatchedEnv
+from envs.core import BatchedEnv, check_int, check_nonnegative
 from envs.graph.random_graphs import (
     check_graph_sizes,
     graph_observation_space,
     max_edges,
     random_connected_graphs,
 )
-from envs.pomdp import check_int
 
 #: Node features: selected, degree / (num_nodes - 1), uncovered degree / (num_nodes - 1).
 FEATURES = ("selected", "degree", "uncovered_degree")
@@ -105,11 +102,7 @@ class MinVertexCover(BatchedEnv):
         )
         time_limit = self.num_nodes if time_limit is None else time_limit
         self.time_limit = self.max_episode_steps = check_int("time_limit", time_limit, 1)
-        if isinstance(invalid_penalty, bool) or not isinstance(invalid_penalty, (int, float)):
-            raise TypeError(f"invalid_penalty must be a float >= 0, got {invalid_penalty!r}")
-        if not math.isfinite(invalid_penalty) or invalid_penalty < 0:
-            raise ValueError(f"invalid_penalty must be a finite float >= 0, got {invalid_penalty}")
-        self.invalid_penalty = float(invalid_penalty)
+        self.invalid_penalty = check_nonnegative("invalid_penalty", invalid_penalty)
         self.num_edges = max_edges(self.extra_edges, self.num_nodes)
         self.single_observation_space = graph_observation_space(
             self.num_nodes, self.num_edges, len(FEATURES)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import math
-
 import gymnasium as gym
 import torch
 
-from envs.core import BatchedEnv
+from envs.core import BatchedEnv, check_int, check_nonnegative
 from envs.graph.random_graphs import (
     check_graph_sizes,
     graph_observation_space,
     max_edges,
     random_connected_graphs,
 )
-from envs.pomdp import check_int
 
 #: Node features: is the agent, is the goal (only when visible), degree / (num_nodes - 1).
 FEATURES = ("is_agent", "is_goal", "degree")
@@ -115,12 +112,8 @@ class GraphNavigation(BatchedEnv):
         self.view_hops = check_int("view_hops", view_hops, 0)
         time_limit = 2 * self.num_nodes if time_limit is None else time_limit
         self.time_limit = self.max_episode_steps = check_int("time_limit", time_limit, 1)
-        for name, value in (("step_penalty", step_penalty), ("invalid_penalty", invalid_penalty)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a float >= 0, got {value!r}")
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite float >= 0, got {value!r}")
-        self.step_penalty, self.invalid_penalty = float(step_penalty), float(invalid_penalty)
+        self.step_penalty = check_nonnegative("step_penalty", step_penalty)
+        self.invalid_penalty = check_nonnegative("invalid_penalty", invalid_penalty)
         self.num_edges = max_edges(self.extra_edges, self.num_nodes)
         self.single_observation_space = graph_observation_space(
             self.num_nodes, self.num_edges, len(FEATURES)

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from envs.pomdp import check_int
+from envs.core import check_int
 
 
 class RandomGraphs(NamedTuple):

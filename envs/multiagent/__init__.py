@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from envs.core import MultiAgentBatchedEnv
 
 
@@ -46,15 +44,3 @@ def pettingzoo_factories(
     parallel_env.__doc__ = f"One {cls.__name__} as a PettingZoo ``ParallelEnv``."
     env.__doc__ = f"One {cls.__name__} as a PettingZoo AEC env."
     return parallel_env, env
-
-
-def check_positive(name: str, value: Any) -> float:
-    """Return ``value`` as a float; ``TypeError`` unless it is a number, ``ValueError`` unless > 0.
-
-    ``math.inf`` is accepted (e.g. an unlimited view radius).
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a positive number, got {value!r}")
-    if not value > 0:
-        raise ValueError(f"{name} must be greater than 0, got {value}")
-    return float(value)

@@ -6,9 +6,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from envs.core import MultiAgentBatchedEnv
+from envs.core import MultiAgentBatchedEnv, check_int
 from envs.multiagent import pettingzoo_factories
-from envs.pomdp import check_int
 
 #: Grid moves (dx, dy) of the five discrete actions: noop, up, down, left, right.
 MOVES = ((0, 0), (0, 1), (0, -1), (-1, 0), (1, 0))

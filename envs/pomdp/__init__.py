@@ -7,20 +7,3 @@
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-import numpy as np
-
-
-def check_int(name: str, value: Any, minimum: int) -> int:
-    """Return ``value`` as an int; ``TypeError`` unless it is an int, ``ValueError`` if too small.
-
-    The constructors of the memory tasks check their keyword arguments with this, so that a bad
-    difficulty setting fails when the environment is built, with the argument's name.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)

@@ -8,8 +8,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from envs.core import BatchedEnv
-from envs.pomdp import check_int
+from envs.core import BatchedEnv, check_int
 
 #: Moves of the four actions as (row, column) offsets: up, right, down, left.
 MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))

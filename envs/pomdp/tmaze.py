@@ -6,8 +6,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from envs.core import BatchedEnv
-from envs.pomdp import check_int
+from envs.core import BatchedEnv, check_int
 
 
 class TMaze(BatchedEnv):
