@@ -207,9 +207,7 @@ class BatchedToGymEnv(gym.Env):
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, batched: BatchedEnv):
-        if not isinstance(batched, BatchedEnv):
-            raise TypeError(f"expected an envs.core.BatchedEnv, got {type(batched).__name__}")
-        _reject_multi_agent(batched, "BatchedToGymEnv")
+        _check_single_agent(batched, "BatchedToGymEnv")
         if batched.num_envs != 1:
             raise ValueError(
                 f"BatchedToGymEnv wraps one copy: build the batched env with num_envs=1, got "
@@ -289,9 +287,7 @@ class BatchedToNumpyVecEnv(gym.vector.VectorEnv):
     """
 
     def __init__(self, batched: BatchedEnv):
-        if not isinstance(batched, BatchedEnv):
-            raise TypeError(f"expected an envs.core.BatchedEnv, got {type(batched).__name__}")
-        _reject_multi_agent(batched, "BatchedToNumpyVecEnv")
+        _check_single_agent(batched, "BatchedToNumpyVecEnv")
         self.batched = batched
         self.num_envs = batched.num_envs
         self.single_observation_space = batched.single_observation_space
@@ -377,9 +373,7 @@ class BatchedToSB3VecEnv(VecEnv):
     """
 
     def __init__(self, batched: BatchedEnv):
-        if not isinstance(batched, BatchedEnv):
-            raise TypeError(f"expected an envs.core.BatchedEnv, got {type(batched).__name__}")
-        _reject_multi_agent(batched, "BatchedToSB3VecEnv")
+        _check_single_agent(batched, "BatchedToSB3VecEnv")
         self.batched = batched
         self._actions: torch.Tensor | None = None
         self._t_start = time.time()
@@ -858,7 +852,10 @@ def _require_multi_agent(batched: Any, adapter: str) -> MultiAgentBatchedEnv:
     return batched
 
 
-def _reject_multi_agent(batched: BatchedEnv, adapter: str) -> None:
+def _check_single_agent(batched: BatchedEnv, adapter: str) -> None:
+    """``TypeError`` unless ``batched`` is a single-agent :class:`~envs.core.BatchedEnv`."""
+    if not isinstance(batched, BatchedEnv):
+        raise TypeError(f"expected an envs.core.BatchedEnv, got {type(batched).__name__}")
     if isinstance(batched, MultiAgentBatchedEnv):
         raise TypeError(
             f"{adapter} wraps single-agent environments; {batched!r} is multi-agent: use "
