@@ -297,39 +297,27 @@ def train_node_classifier(
     splits = {name: (data, data[f"{name}_mask"]) for name in _SPLITS}
     num_train = int(data.train_mask.sum())
 
-    start = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        encoder = GraphEncoder(
-            data.num_node_features,
-            hidden_size,
-            num_layers,
-            model=model,
-            dropout=dropout,
-            **(model_kwargs or {}),
-        )
-        net = _Classifier(encoder, num_classes, True, head, head_kwargs).to(device)
-        result = _fit(
-            net,
-            lambda: [splits["train"]],
-            splits,
-            num_train,
-            epochs=epochs,
-            lr=lr,
-            weight_decay=weight_decay,
-            num_samples=num_samples,
-            num_particles=num_particles,
-            calibration_bins=calibration_bins,
-            callback=callback,
-        )
-    return {
-        **result,
-        "seconds": time.perf_counter() - start,
-        "model": model,
-        "head": head,
-        "task": task_name,
-        "num_classes": num_classes,
-    }
+    return _train_classifier(
+        encoder_args=(data.num_node_features, hidden_size, num_layers),
+        encoder_kwargs={"model": model, "dropout": dropout, **(model_kwargs or {})},
+        num_classes=num_classes,
+        node_level=True,
+        train_batches=lambda: [splits["train"]],
+        splits=splits,
+        num_train=num_train,
+        seed=seed,
+        device=device,
+        summary={"model": model, "head": head, "task": task_name, "num_classes": num_classes},
+        head=head,
+        head_kwargs=head_kwargs,
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        num_samples=num_samples,
+        num_particles=num_particles,
+        calibration_bins=calibration_bins,
+        callback=callback,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -524,40 +512,29 @@ def train_graph_classifier(
             for i in range(0, len(order), batch_size)
         ]
 
-    start = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        encoder = GraphEncoder(
-            task.num_features,
-            hidden_size,
-            num_layers,
-            model=model,
-            readout=readout,
-            dropout=dropout,
-            **(model_kwargs or {}),
-        )
-        net = _Classifier(encoder, task.num_classes, False, head, head_kwargs).to(device)
-        result = _fit(
-            net,
-            train_batches,
-            splits,
-            len(train_graphs),
-            epochs=epochs,
-            lr=lr,
-            weight_decay=weight_decay,
-            num_samples=num_samples,
-            num_particles=num_particles,
-            calibration_bins=calibration_bins,
-            callback=callback,
-        )
-    return {
-        **result,
-        "seconds": time.perf_counter() - start,
-        "model": model,
-        "head": head,
-        "task": task.name,
-        "num_classes": task.num_classes,
-    }
+    return _train_classifier(
+        encoder_args=(task.num_features, hidden_size, num_layers),
+        encoder_kwargs={"model": model, "readout": readout, "dropout": dropout,
+                        **(model_kwargs or {})},
+        num_classes=task.num_classes,
+        node_level=False,
+        train_batches=train_batches,
+        splits=splits,
+        num_train=len(train_graphs),
+        seed=seed,
+        device=device,
+        summary={"model": model, "head": head, "task": task.name,
+                 "num_classes": task.num_classes},
+        head=head,
+        head_kwargs=head_kwargs,
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        num_samples=num_samples,
+        num_particles=num_particles,
+        calibration_bins=calibration_bins,
+        callback=callback,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -637,6 +614,33 @@ class _Classifier(nn.Module):
 
     def forward(self, data: Data | Batch) -> Tensor:
         return self.log_probs(self.embed(data), num_samples=32)
+
+
+def _train_classifier(
+    *,
+    encoder_args: tuple[int, int, int],
+    encoder_kwargs: dict[str, Any],
+    num_classes: int,
+    node_level: bool,
+    seed: int,
+    device: str | torch.device,
+    summary: dict[str, Any],
+    head: str,
+    head_kwargs: dict[str, Any] | None,
+    train_batches: Callable[[], Iterable[tuple[Data | Batch, Tensor | None]]],
+    splits: dict[str, tuple[Data | Batch, Tensor | None]],
+    num_train: int,
+    **fit_kwargs: Any,
+) -> dict[str, Any]:
+    """Build ``GraphEncoder(*encoder_args, **encoder_kwargs) -> head`` under ``seed`` (the global
+    RNG is left as it was), train it with :func:`_fit`, and add ``seconds`` and ``summary``."""
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = GraphEncoder(*encoder_args, **encoder_kwargs)
+        net = _Classifier(encoder, num_classes, node_level, head, head_kwargs).to(device)
+        result = _fit(net, train_batches, splits, num_train, **fit_kwargs)
+    return {**result, "seconds": time.perf_counter() - start, **summary}
 
 
 def _fit(
