@@ -74,7 +74,7 @@ class PPOConfig:
     gin, sage) over the complete graph of the agents, or a dict: ``model``, ``num_layers``,
     ``graph`` (``complete``, ``knn`` with ``k``, ``radius`` with ``radius``) and the position
     source ``position_slice`` (``[start, stop]`` into the agent's own observation, negative
-    bounds from its end; defaults for CooperativeNavigation and Pursuit) or ``position_key``,
+    bounds from its end; default: the task's ``agent_position_slice``) or ``position_key``,
     e.g. ``{"model": "gcn", "graph": "knn", "k": 2}``."""
     shared_trunk: bool = False
     """One encoder and core for policy and value; False gives the value head its own."""

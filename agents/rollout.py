@@ -140,11 +140,11 @@ def collect(
         buf.episode_starts[t] = episode_start
         buf.store_state(t, state)
         if critic_obs is not None:
-            buf.store_critic_obs(t, critic_obs)
+            buf.store_optional("critic_obs", t, critic_obs)
         if policy.thompson is not None:  # one weight sample per episode and copy
             fresh = policy.thompson.sample_noise(env.num_envs)
             noise = fresh if noise is None else torch.where(episode_start[:, None], fresh, noise)
-            buf.store_policy_noise(t, noise)
+            buf.store_optional("policy_noise", t, noise)
         action, logprob, value, state = policy.act(obs, state, episode_start, critic_obs, noise)
         bonus = 0.0
         if policy.bayesian_value:
@@ -260,19 +260,13 @@ class Rollout:
         return (self.episode_return[self.episode_done].tolist(),
                 self.episode_length[self.episode_done].tolist())
 
-    def store_critic_obs(self, t: int, critic_obs: torch.Tensor) -> None:
-        """Record the critic's own input at step ``t`` (allocated on first use)."""
-        if self.critic_obs is None:
-            self.critic_obs = torch.zeros((self.num_steps,) + critic_obs.shape,
-                                          dtype=critic_obs.dtype, device=critic_obs.device)
-        self.critic_obs[t] = critic_obs
-
-    def store_policy_noise(self, t: int, noise: torch.Tensor) -> None:
-        """Record the policy's weight-sample noise at step ``t`` (allocated on first use)."""
-        if self.policy_noise is None:
-            self.policy_noise = torch.zeros((self.num_steps,) + noise.shape, dtype=noise.dtype,
-                                            device=noise.device)
-        self.policy_noise[t] = noise
+    def store_optional(self, name: str, t: int, value: torch.Tensor) -> None:
+        """Record ``value`` at step ``t`` in the optional field ``name`` (``critic_obs`` or
+        ``policy_noise``), allocated on first use."""
+        if getattr(self, name) is None:
+            setattr(self, name, torch.zeros((self.num_steps,) + value.shape, dtype=value.dtype,
+                                            device=value.device))
+        getattr(self, name)[t] = value
 
     def store_state(self, t: int, state: State) -> None:
         """Record the core state used at step ``t`` if a chunk starts there."""
