@@ -85,9 +85,9 @@ class BayesianValueHead(nn.Module):
             size = in_features + 1
             #: Cholesky factor of the weight covariance (the prior's until the first fit).
             self.register_buffer("scale_tril", torch.eye(size) * self.prior_scale)
-            #: Sum of ``x x^T`` (bias column included) over the states seen since the last fit.
+            #: Sum of ``x x^T`` (bias column included) over the states seen since the last fit;
+            #: its last diagonal entry (bias x bias) counts those states.
             self.register_buffer("gram", torch.zeros(size, size))
-            self.register_buffer("gram_count", torch.zeros(()))
         self.last_std: torch.Tensor | None = None
         self.last_var: torch.Tensor | None = None
         self._last_input: torch.Tensor | None = None
@@ -114,19 +114,17 @@ class BayesianValueHead(nn.Module):
         if self.covariance == "full" and self._last_input is not None:
             x = self._with_bias(self._last_input.reshape(-1, self._last_input.shape[-1]))
             self.gram += x.T @ x
-            self.gram_count += x.shape[0]
 
     @torch.no_grad()
     def fit(self) -> None:
         """Set the covariance to the posterior given the observed inputs, and forget them."""
-        if self.covariance != "full" or not bool(self.gram_count > 0):
+        if self.covariance != "full" or not bool(self.gram[-1, -1] > 0):  # no state observed
             return
         size = self.gram.shape[0]
         precision = self.gram + torch.eye(size, device=self.gram.device) / self.prior_scale**2
         covariance = torch.cholesky_inverse(torch.linalg.cholesky(precision))
         self.scale_tril.copy_(torch.linalg.cholesky(covariance))
         self.gram.zero_()
-        self.gram_count.zero_()
 
     def kl_divergence(self) -> torch.Tensor:
         """``KL(q || prior)`` of the weights (closed form)."""
