@@ -20,6 +20,8 @@ from torch import nn
 
 from agents.memory import MemoryCore, State, make_core
 
+#: Value heads: a plain ``Linear(D, 1)`` or a Bayesian one (:mod:`agents.bayesian`).
+VALUE_HEADS = ("linear", "bayes")
 #: The Dict-observation key that carries valid actions (PettingZoo's convention).
 ACTION_MASK = "action_mask"
 
@@ -320,16 +322,6 @@ def make_action_head(in_features: int, space: gym.Space) -> nn.Module:
     raise TypeError(f"no action head for {space}: expected Discrete or Box")
 
 
-def __getattr__(name: str) -> Any:
-    # AgentCommunication moved to graphs/communication.py (graphs own the agent-communication
-    # GNN); re-exported here lazily so that importing the policies does not import PyG.
-    if name == "AgentCommunication":
-        from graphs.communication import AgentCommunication
-
-        return AgentCommunication
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def wants_node_head(observation_space: gym.Space, action_space: gym.Space) -> bool:
     """Whether the action picks a node slot: a graph observation with ``Discrete(N_max)``
     actions (``start = 0``) where ``N_max`` is its number of node slots."""
@@ -394,8 +386,8 @@ class ActorCritic(nn.Module):
         thompson_policy: bool = False,
     ):
         super().__init__()
-        if value_head not in ("linear", "bayes"):
-            raise ValueError(f"value_head must be 'linear' or 'bayes', got {value_head!r}")
+        if value_head not in VALUE_HEADS:
+            raise ValueError(f"value_head must be one of {VALUE_HEADS}, got {value_head!r}")
         if shared_trunk and critic_observation_space is not None:
             raise ValueError("a critic with its own observation space needs shared_trunk=False")
 

@@ -32,7 +32,7 @@ from torch import nn
 import envs
 from agents.memory import CORES
 from agents.multiagent import AgentBatch
-from agents.policies import ActorCritic
+from agents.policies import VALUE_HEADS, ActorCritic
 from agents.rollout import Carry, Rollout, collect, space_spec
 from envs.core import resolve_device, torch_dtype
 
@@ -154,8 +154,8 @@ class PPOConfig:
             from graphs.communication import communication_options
 
             communication_options(self.communication)  # a ValueError naming the bad option
-        if self.value_head not in ("linear", "bayes"):
-            raise ValueError(f"value_head must be 'linear' or 'bayes', got {self.value_head!r}")
+        if self.value_head not in VALUE_HEADS:
+            raise ValueError(f"value_head must be one of {VALUE_HEADS}, got {self.value_head!r}")
         if self.uncertainty_bonus < 0 or (self.uncertainty_bonus and self.value_head != "bayes"):
             raise ValueError("uncertainty_bonus must be >= 0 and needs value_head='bayes' (the "
                              f"bonus is the Bayesian value head's std); got "

@@ -93,7 +93,7 @@ def test_ppo_trains_on_a_third_party_pettingzoo_env():
 
 
 def test_communication_passes_messages_within_a_copy_only():
-    from agents.policies import AgentCommunication
+    from graphs.communication import AgentCommunication
 
     comm = AgentCommunication(hidden_size=8, num_agents=3)
     x = torch.randn(2, 6, 8)  # [T, 2 copies x 3 agents, D]
