@@ -49,6 +49,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import one_hot, stochastic_blockmodel_graph
 
+from envs.core import resolve_device
 from graphs.encoders import MODELS, READOUTS, GraphEncoder
 
 __all__ = [
@@ -969,7 +970,7 @@ def train_task(
         calibration_bins=config.calibration_bins,
         task_kwargs=dict(config.task_kwargs),
         model_kwargs=dict(config.model_kwargs),
-        device=_resolve_device(config.device),
+        device=resolve_device(config.device),
         callback=callback,
     )
     if spec.kind == "node":
@@ -977,12 +978,6 @@ def train_task(
     return train_graph_classifier(
         spec.name, readout=config.readout, batch_size=config.batch_size, **common
     )
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _check_choice(what: str, value: Any, known: list[str]) -> None:
