@@ -509,19 +509,21 @@ class _UncertaintyLog:
 
     @torch.no_grad()
     def measure(self, buf: Rollout) -> dict[str, float]:
-        """The ``uncertainty/*`` scalars of this rollout (one sync each, once per update)."""
-        episode_means = []
-        for t in range(buf.num_steps):  # per-episode means: T small kernels, once per update
+        """The ``uncertainty/*`` scalars of this rollout (a few syncs, once per update)."""
+        ended_sum = torch.zeros_like(self.std_sum)  # sum of the ended episodes' mean stds
+        ended = torch.zeros_like(self.std_sum)  # how many episodes ended, per copy
+        for t in range(buf.num_steps):  # T small kernels once per update, no sync
             self.std_sum += buf.value_std[t]
             self.steps += 1
             done = buf.dones[t]
-            episode_means.append((self.std_sum / self.steps)[done])
-            self.std_sum[done] = 0.0
-            self.steps[done] = 0.0
+            ended_sum += torch.where(done, self.std_sum / self.steps, 0.0)
+            ended += done
+            self.std_sum.masked_fill_(done, 0.0)
+            self.steps.masked_fill_(done, 0.0)
         scalars = {"uncertainty/value_std": buf.value_std.mean().item()}
-        ended = torch.cat(episode_means)
-        if ended.numel():
-            scalars["uncertainty/episode_value_std"] = ended.mean().item()
+        count = ended.sum().item()
+        if count:
+            scalars["uncertainty/episode_value_std"] = ended_sum.sum().item() / count
         if self.probe is not None:
             count = self.probe.shape[0]
             starts = torch.ones(1, count, dtype=torch.bool, device=self.probe.device)
