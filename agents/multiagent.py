@@ -105,6 +105,10 @@ class AgentBatch:
         first[:, 0] = mask
         return first.reshape(self.num_envs)
 
+    def check_deferred(self) -> None:
+        """The wrapped environment's :meth:`~envs.core.BatchedEnv.check_deferred`."""
+        self.env.check_deferred()
+
     def close(self) -> None:
         self.env.close()
 

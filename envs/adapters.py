@@ -43,6 +43,7 @@ from envs.core import (
     BatchedEnv,
     MultiAgentBatchedEnv,
     Obs,
+    check_finite,
     check_num_envs,
     resolve_device,
     torch_dtype,
@@ -780,7 +781,9 @@ class GymnasiumToBatched(BatchedEnv):
         self._episode_return.zero_()
         self._episode_length.zero_()
         self._has_reset = True
-        return _to_tensor(self.single_observation_space, obs, self.device), {}
+        obs_t = _to_tensor(self.single_observation_space, obs, self.device)
+        check_finite(repr(self), "reset()", observations=obs_t)
+        return obs_t, {}
 
     def step(
         self, actions: torch.Tensor
@@ -789,6 +792,7 @@ class GymnasiumToBatched(BatchedEnv):
         if not self._has_reset:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         self.check_actions(actions)
+        self._step_calls += 1
         np_actions = actions.detach().cpu().numpy().astype(self.single_action_space.dtype)
         obs, reward, terminated, truncated, vinfo = self.vector_env.step(np_actions)
         self.last_vector_info = vinfo
@@ -820,6 +824,8 @@ class GymnasiumToBatched(BatchedEnv):
         self._episode_return.masked_fill_(done_t, 0.0)
         self._episode_length.masked_fill_(done_t, 0)
         obs_t = _to_tensor(self.single_observation_space, obs, self.device)
+        check_finite(repr(self), f"step() call {self._step_calls}", rewards=reward_t,
+                     observations=obs_t, final_observations=info["final_obs"])
         return obs_t, reward_t, terminated_t, truncated_t, info
 
     def close(self) -> None:
@@ -1225,6 +1231,7 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
         obs_t = self._observations(observations)
         info = {"state": self._tensor(np.stack(states)), "agent_mask": self._tensor(
             self._agents_alive, torch.bool)}
+        check_finite(repr(self), "reset()", observations=obs_t, states=info["state"])
         return obs_t, self._with_masks(info, obs_t)
 
     def step(
@@ -1234,6 +1241,7 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
         if not self._has_reset:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         self.check_actions(actions)
+        self._step_calls += 1
         np_actions = actions.detach().cpu().numpy().astype(self.single_action_space.dtype)
         n, a = self.num_envs, self.num_agents
         rewards = np.zeros((n, a), dtype=np.float32)
@@ -1280,6 +1288,9 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
         self._episode_return.masked_fill_(done_t[:, None], 0.0)
         self._episode_length.masked_fill_(done_t, 0)
         obs_t = self._observations(observations)
+        check_finite(repr(self), f"step() call {self._step_calls}", rewards=reward_t,
+                     observations=obs_t, final_observations=info["final_obs"],
+                     states=info["state"])
         return obs_t, reward_t, terminated_t, truncated_t, self._with_masks(info, obs_t)
 
     def close(self) -> None:

@@ -132,9 +132,15 @@ class BatchedEnv:
         num_envs: Number of independent copies, at least 1.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a ``torch.device``; every tensor the
             environment returns lives there.
-        debug: Check every action passed to ``step`` (shape, dtype, device, range, NaN). These
-            checks synchronise with the device, so they are off by default in the hot loop; the
-            Gymnasium, numpy and SB3 adapters always check.
+        debug: Check the values of every action at once, also on an accelerator. Every action
+            passed to ``step`` is always checked (see :meth:`check_actions`): its type, shape,
+            dtype and device at once (these cost nothing); its values (range, NaN) at once on
+            the CPU, where that costs no synchronisation. On an accelerator the default folds
+            the value check into a device-side flag that :meth:`check_deferred` examines at the
+            next point that synchronises anyway (PPO calls it after every rollout; the
+            Gymnasium, numpy and SB3 adapters check at once); meanwhile out-of-range integer
+            actions are clamped into the space, so they cannot fault the device. ``debug=True``
+            checks the values at every step on every device (one synchronisation per step).
 
     Subclasses set ``single_observation_space``, ``single_action_space`` and
     ``max_episode_steps`` (``None`` for no time limit) before calling ``super().__init__``.
@@ -160,6 +166,16 @@ class BatchedEnv:
         )
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
         self._action_dtype = torch_dtype(self.single_action_space)
+        self._action_low, self._action_high = _action_bound_tensors(
+            self.single_action_space, self.device
+        )
+        #: Accelerators only: whether an invalid action was seen since the last
+        #: :meth:`check_deferred`, and the ``step`` call (counted from 1) that first passed one.
+        self._deferred_invalid = torch.zeros((), dtype=torch.bool, device=self.device)
+        self._deferred_first_call = torch.zeros((), dtype=torch.int64, device=self.device)
+        self._step_calls = 0
+        #: Whether ``step`` defers the value check of actions (accelerators without ``debug``).
+        self.defers_action_checks = not self.debug and self.device.type != "cpu"
         self._episode_return = torch.zeros(self.num_envs, device=self.device)
         self._episode_length = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
         self._all = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
@@ -197,8 +213,7 @@ class BatchedEnv:
         """Step every copy by one action each; copies that end are reset in the same call."""
         if not self._has_reset:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
-        if self.debug:
-            self.check_actions(actions)
+        actions = self._validate_actions(actions)
         reward, terminated = self._advance(actions)
         self._episode_return += reward
         self._episode_length += 1
@@ -245,10 +260,61 @@ class BatchedEnv:
 
         Valid means: a torch tensor on ``self.device`` of shape ``[num_envs, *action_shape]``, with
         the action space's dtype kind (integer for discrete spaces, floating for boxes), no NaN,
-        and every entry inside the action space.
+        and every entry inside the action space. Checks the values at once (on an accelerator
+        this synchronises; ``step`` defers that part unless ``debug=True``).
         """
-        space = self.single_action_space
-        expected_shape = (self.num_envs, *space.shape)
+        self._check_action_form(actions)
+        if not bool(self._actions_inside(actions)):
+            self._raise_outside(actions)
+
+    def check_deferred(self) -> None:
+        """Raise the error of an invalid action passed to ``step`` since the last call.
+
+        Only accelerators defer the value check of actions (see the class docstring); on the CPU
+        every action was checked at once and this never raises. One synchronisation: call it
+        where the caller synchronises anyway (PPO: after every rollout).
+
+        Raises:
+            ValueError: an action outside the action space (or NaN) was passed to ``step``.
+        """
+        if not self.defers_action_checks or not bool(self._deferred_invalid):
+            return
+        first = int(self._deferred_first_call)
+        self._deferred_invalid.zero_()
+        self._deferred_first_call.zero_()
+        raise ValueError(
+            f"{self!r}: an action outside {self.single_action_space} (or NaN) was passed to "
+            f"step() call {first} (counting from the environment's creation); on {self.device} "
+            "action values are checked after the fact. Build the environment with debug=True "
+            "to check every step at once and see the offending values."
+        )
+
+    def _validate_actions(self, actions: Any) -> torch.Tensor:
+        """Check ``actions`` as ``step`` does (see the ``debug`` argument); the actions to use."""
+        self._step_calls += 1
+        if not self.defers_action_checks:
+            self.check_actions(actions)
+            return actions
+        self._check_action_form(actions)
+        bad = ~self._actions_inside(actions)
+        first = self._deferred_first_call
+        first.copy_(torch.where(bad & ~self._deferred_invalid, self._step_calls, first))
+        self._deferred_invalid |= bad
+        if self._action_dtype.is_floating_point:
+            return actions
+        # An out-of-range index would fault the device before the flag is read: clamp it.
+        return torch.clamp(actions, self._action_low, self._action_high)
+
+    def _actions_inside(self, actions: torch.Tensor) -> torch.Tensor:
+        """A bool scalar tensor: every entry inside the space (NaN is not). No synchronisation."""
+        return ((actions >= self._action_low) & (actions <= self._action_high)).all()
+
+    def _expected_action_shape(self) -> tuple[int, ...]:
+        return (self.num_envs, *self.single_action_space.shape)
+
+    def _check_action_form(self, actions: Any) -> None:
+        """Type, device, shape and dtype of ``actions`` (no synchronisation)."""
+        expected_shape = self._expected_action_shape()
         if not isinstance(actions, torch.Tensor):
             raise TypeError(
                 f"actions must be a torch.Tensor of shape {expected_shape}, got "
@@ -260,31 +326,79 @@ class BatchedEnv:
             raise ValueError(
                 f"actions must have shape {expected_shape}, got {tuple(actions.shape)}"
             )
+        self._check_action_dtype(actions)
+
+    def _check_action_dtype(self, actions: torch.Tensor) -> None:
+        space = self.single_action_space
         if self._action_dtype.is_floating_point:
             if not actions.is_floating_point():
                 raise TypeError(f"actions for {space} must be floating point, got {actions.dtype}")
-            if torch.isnan(actions).any():
-                raise ValueError("actions contain NaN")
-            low = torch.as_tensor(space.low, device=self.device, dtype=actions.dtype)
-            high = torch.as_tensor(space.high, device=self.device, dtype=actions.dtype)
-            if ((actions < low) | (actions > high)).any():
+        elif actions.is_floating_point() or actions.is_complex() or actions.dtype == torch.bool:
+            raise TypeError(f"actions for {space} must be an integer tensor, got {actions.dtype}")
+
+    def _raise_outside(self, actions: torch.Tensor) -> None:
+        """The error for ``actions`` that failed :meth:`_actions_inside` (slow path)."""
+        space = self.single_action_space
+        if self._action_dtype.is_floating_point:
+            nan = torch.isnan(actions)
+            if nan.any():
+                raise ValueError(f"actions contain NaN (copies {rows_where(nan)})")
+            outside = (actions < self._action_low) | (actions > self._action_high)
+            raise ValueError(
+                f"actions must lie in [{space.low.tolist()}, {space.high.tolist()}], got "
+                f"min {actions.min().item():.4g}, max {actions.max().item():.4g} (copies "
+                f"{rows_where(outside)})"
+            )
+        low, high = integer_action_bounds(space)
+        outside = (actions < self._action_low) | (actions > self._action_high)
+        raise ValueError(
+            f"actions must be integers in [{low}, {high}], got min {actions.min().item()}, "
+            f"max {actions.max().item()} (copies {rows_where(outside)})"
+        )
+
+
+def _action_bound_tensors(space: gym.Space, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Inclusive lower and upper bounds of one action of ``space``, broadcastable to a batch."""
+    if isinstance(space, gym.spaces.Box):
+        dtype = torch_dtype(space)
+        return (torch.as_tensor(space.low, dtype=dtype, device=device),
+                torch.as_tensor(space.high, dtype=dtype, device=device))
+    low, high = integer_action_bounds(space)
+    return (torch.as_tensor(low, dtype=torch.int64, device=device),
+            torch.as_tensor(high, dtype=torch.int64, device=device))
+
+
+def check_finite(source: str, when: str, **values: Obs | None) -> None:
+    """Raise ``ValueError`` if a floating value holds NaN or inf, naming where it came from.
+
+    Args:
+        source: Who produced the values (an environment's repr).
+        when: When (e.g. ``"step() call 12"``).
+        **values: Batched tensors or dicts of tensors (leading axis: copies), by what they are
+            (``observations=...``, ``rewards=...``); ``None`` and integer tensors are skipped.
+
+    One synchronisation per floating tensor: call it where the caller synchronises anyway.
+    """
+    for name, value in values.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, tensor in items:
+            if tensor is None or not tensor.is_floating_point():
+                continue
+            bad = ~torch.isfinite(tensor)
+            if bool(bad.any()):
+                what = name if key is None else f"{name}[{key!r}]"
                 raise ValueError(
-                    f"actions must lie in [{space.low.tolist()}, {space.high.tolist()}], got "
-                    f"min {actions.min().item():.4g}, max {actions.max().item():.4g}"
+                    f"{source} returned non-finite {what} (NaN or inf) at {when}, copies "
+                    f"{rows_where(bad)}: the environment produced them, not the learner; fix "
+                    "or wrap the environment (e.g. a Gymnasium wrapper that clips or replaces "
+                    "such values)"
                 )
-        else:
-            if actions.is_floating_point() or actions.dtype == torch.bool:
-                raise TypeError(
-                    f"actions for {space} must be an integer tensor, got {actions.dtype}"
-                )
-            low, high = integer_action_bounds(space)
-            low_t = torch.as_tensor(low, device=self.device)
-            high_t = torch.as_tensor(high, device=self.device)
-            if ((actions < low_t) | (actions > high_t)).any():
-                raise ValueError(
-                    f"actions must be integers in [{low}, {high}], got min "
-                    f"{actions.min().item()}, max {actions.max().item()}"
-                )
+
+
+def rows_where(mask: torch.Tensor, limit: int = 8) -> str:
+    """The first indices along the first (copy) axis where ``mask`` is true anywhere, as text."""
+    rows = mask.reshape(mask.shape[0], -1).any(dim=1).nonzero()[:, 0].tolist()
+    return ", ".join(map(str, rows[:limit])) + (", ..." if len(rows) > limit else "")
 
 
 class MultiAgentBatchedEnv(BatchedEnv):
@@ -339,7 +453,8 @@ class MultiAgentBatchedEnv(BatchedEnv):
         num_agents: Number of agents, at least 1.
         num_envs: Number of independent copies, at least 1.
         device: Where the tensors live (see :class:`BatchedEnv`).
-        debug: Check every action passed to ``step`` (see :meth:`check_actions`).
+        debug: Check the values of every action at once, also on an accelerator (see
+            :class:`BatchedEnv`).
     """
 
     kind: str = "multi-agent"
@@ -420,15 +535,16 @@ class MultiAgentBatchedEnv(BatchedEnv):
         )
 
     # ------------------------------------------------------------------ input validation
-    def check_actions(self, actions: Any) -> None:
-        """Raise a clear ``TypeError``/``ValueError`` unless ``actions`` is a valid batch.
+    # check_actions / check_deferred / the deferred flag are BatchedEnv's; only the expected
+    # shape and the wording (agent names) differ here.
+    def _expected_action_shape(self) -> tuple[int, ...]:
+        return (self.num_envs, self.num_agents, *self.single_action_space.shape)
 
-        Valid means: a torch tensor on ``self.device`` of shape ``[num_envs, num_agents,
-        *action_shape]`` with the action space's dtype kind, no NaN, every entry inside the
-        action space. Range and NaN errors name the agents at fault.
-        """
+    def _check_action_form(self, actions: Any) -> None:
+        """Type, device, shape and dtype of ``actions`` ``[num_envs, num_agents, *action_shape]``
+        (no synchronisation)."""
         space = self.single_action_space
-        expected_shape = (self.num_envs, self.num_agents, *space.shape)
+        expected_shape = self._expected_action_shape()
         if not isinstance(actions, torch.Tensor):
             raise TypeError(
                 f"actions must be a torch.Tensor of shape {expected_shape} (num_envs, num_agents"
@@ -442,32 +558,26 @@ class MultiAgentBatchedEnv(BatchedEnv):
                 f"num_agents={self.num_agents}{', *' + str(space.shape) if space.shape else ''})"
                 f" for agents {self.possible_agents}; got {tuple(actions.shape)}"
             )
+        self._check_action_dtype(actions)
+
+    def _raise_outside(self, actions: torch.Tensor) -> None:
+        """The error for ``actions`` outside the space, naming the agents at fault."""
+        space = self.single_action_space
         if self._action_dtype.is_floating_point:
-            if not actions.is_floating_point():
-                raise TypeError(f"actions for {space} must be floating point, got {actions.dtype}")
             nan = torch.isnan(actions)
             if nan.any():
                 raise ValueError(f"actions of {self._agents_at(nan)} contain NaN")
-            low = torch.as_tensor(space.low, device=self.device, dtype=actions.dtype)
-            high = torch.as_tensor(space.high, device=self.device, dtype=actions.dtype)
-            outside = (actions < low) | (actions > high)
             what = f"lie in [{space.low.tolist()}, {space.high.tolist()}]"
         else:
-            if actions.is_floating_point() or actions.dtype == torch.bool:
-                raise TypeError(
-                    f"actions for {space} must be an integer tensor, got {actions.dtype}"
-                )
             low, high = integer_action_bounds(space)
-            outside = (actions < torch.as_tensor(low, device=self.device)) | (
-                actions > torch.as_tensor(high, device=self.device)
-            )
             what = f"be integers in [{low}, {high}]"
-        if outside.any():
-            bad = actions[outside]
-            raise ValueError(
-                f"actions of {self._agents_at(outside)} must {what}, got {bad[0].item():.4g}"
-                f" (min {bad.min().item():.4g}, max {bad.max().item():.4g})"
-            )
+        outside = (actions < self._action_low) | (actions > self._action_high)
+        bad = actions[outside]
+        raise ValueError(
+            f"actions of {self._agents_at(outside)} must {what}, got {bad[0].item():.4g}"
+            f" (min {bad.min().item():.4g}, max {bad.max().item():.4g}; copies "
+            f"{rows_where(outside)})"
+        )
 
     def _agents_at(self, mask: torch.Tensor) -> str:
         """The names of the agents where ``mask`` ``[N, A, ...]`` is true anywhere."""

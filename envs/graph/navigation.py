@@ -35,8 +35,8 @@ class GraphNavigation(BatchedEnv):
     ``debug=True`` it raises a ``ValueError`` naming the copy, the action and the valid choices;
     otherwise (the default, and what the Gymnasium / SB3 adapters use) the agent stays where it is
     and the step costs ``invalid_penalty`` on top of the step penalty. An action outside
-    ``[0, num_nodes)`` is invalid the same way in the hot loop; the adapters and debug mode reject
-    it with a ``ValueError`` before stepping.
+    ``[0, num_nodes)`` is rejected with a ``ValueError`` before stepping (on an accelerator
+    without ``debug``: at the next ``check_deferred()``, see :class:`~envs.core.BatchedEnv`).
 
     ## Observation Space
     The padded graph form of DESIGN.md (contract 1), a ``Dict`` of Boxes; nodes keep their slot

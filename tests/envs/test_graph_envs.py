@@ -295,10 +295,13 @@ def test_navigation_invalid_action():
     env = GraphNavigation(num_envs=4)
     env.reset(seed=0)
     before = env.agent.clone()
-    for bad in (before, torch.full((4,), 16), torch.full((4,), -1)):
-        _, reward, terminated, _, _ = env.step(bad)
-        torch.testing.assert_close(reward, torch.full((4,), -0.06))
-        assert torch.equal(env.agent, before) and not terminated.any()
+    _, reward, terminated, _, _ = env.step(before)  # masked out, inside the space: a penalty
+    torch.testing.assert_close(reward, torch.full((4,), -0.06))
+    assert torch.equal(env.agent, before) and not terminated.any()
+    for outside in (torch.full((4,), 16), torch.full((4,), -1)):  # outside the space: an error
+        with pytest.raises(ValueError, match=r"integers in \[0, 15\]"):
+            env.step(outside)
+        assert torch.equal(env.agent, before)
 
 
 # ---------------------------------------------------------------------------- vertex cover
@@ -386,10 +389,13 @@ def test_cover_invalid_action():
     env.step(torch.zeros(3, dtype=torch.int64))
     selected = env.selected.clone()
     padding = torch.where(env.size < 16, 15, 0)  # slot 15 is padding where n < 16
-    for bad in (torch.zeros(3, dtype=torch.int64), padding, torch.full((3,), 16)):
+    for bad in (torch.zeros(3, dtype=torch.int64), padding):  # masked out: a penalty
         _, reward, terminated, _, _ = env.step(bad)
         torch.testing.assert_close(reward, torch.full((3,), -0.5))
         assert torch.equal(env.selected, selected) and not terminated.any()
+    with pytest.raises(ValueError, match=r"integers in \[0, 15\]"):  # outside the space
+        env.step(torch.full((3,), 16))
+    assert torch.equal(env.selected, selected)
 
 
 # ---------------------------------------------------------------------------- shared rules
