@@ -249,25 +249,30 @@ class NodeHead(CategoricalHead):
         \ell_i = w^\top \tanh\big(W [h_i ; y] + b\big) + c,
 
     the same small MLP for every node, so the policy tells nodes apart by their structure and is
-    equivariant to the order of the slots. Padding and invalid nodes are masked through
-    ``action_mask`` as for :class:`CategoricalHead`; the input is what
-    :meth:`ActorCritic._head_input` builds.
+    equivariant to the order of the slots. Action ``i`` of ``Discrete(n)`` is node slot ``i``:
+    the head scores the first ``n <= N_max`` slots (all of them when the padding is ``n``, the
+    native tasks' form). Invalid nodes are masked through ``action_mask`` as for
+    :class:`CategoricalHead`; without one, :meth:`ActorCritic.action_mask` masks the padding
+    slots (``node_mask``). The input is what :meth:`ActorCritic._head_input` builds.
 
     Args:
         node_features: Width :math:`H` of the node embeddings.
         in_features: Width :math:`D` of the core's output.
-        space: ``Discrete(N_max)`` with ``start = 0``: the action is a node slot.
+        space: ``Discrete(n)`` with ``start = 0``: the action is one of the first ``n`` node
+            slots.
 
     Shapes:
-        ``y`` ``[..., N_max, H + D]`` (each node's embedding beside the core's output) ->
-        logits ``[..., N_max]``.
+        ``y`` ``[..., n, H + D]`` (each scored node's embedding beside the core's output) ->
+        logits ``[..., n]``.
     """
 
     def __init__(self, node_features: int, in_features: int, space: gym.spaces.Discrete):
         nn.Module.__init__(self)
-        if int(space.start) != 0:
-            raise ValueError(f"a node head needs Discrete(N_max) starting at 0, got {space}")
+        if not isinstance(space, gym.spaces.Discrete) or int(space.start) != 0:
+            raise ValueError(f"a node head needs Discrete(n) starting at 0, got {space}")
         self.start = 0
+        #: How many node slots the head scores (the first ones): the action's ``n``.
+        self.num_nodes = int(space.n)
         self.mlp = nn.Sequential(
             _init(nn.Linear(node_features + in_features, in_features), math.sqrt(2)), nn.Tanh(),
             _init(nn.Linear(in_features, 1), 0.01),
@@ -275,6 +280,100 @@ class NodeHead(CategoricalHead):
 
     def logits(self, y: torch.Tensor) -> torch.Tensor:
         return self.mlp(y).squeeze(-1)
+
+
+class MultiCategoricalHead(nn.Module):
+    r"""Independent categoricals over the dimensions of a ``MultiDiscrete`` or ``MultiBinary``
+    space, one linear layer for all their logits.
+
+    For dimension :math:`i` with :math:`n_i` values starting at :math:`s_i` (``space.start``),
+
+    .. math::
+        \log \pi(a \mid y) = \sum_i \log \operatorname{softmax}(W_i y)_{a_i - s_i}, \qquad
+        \mathcal{H} = \sum_i \mathcal{H}\big(\operatorname{softmax}(W_i y)\big),
+
+    as stable-baselines3's ``MultiCategoricalDistribution``. ``MultiBinary(shape)`` is treated as
+    ``MultiDiscrete`` with two values per bit (as sb3-contrib's ``MaskablePPO`` does); its
+    actions come back as int8 (``envs.core.torch_dtype``), MultiDiscrete ones as int64. A
+    multi-dimensional ``nvec`` is flattened in C order.
+
+    Masks follow sb3-contrib's ``MaskablePPO``: ``action_mask`` ``[..., sum(n_i)]`` is the
+    concatenation of the per-dimension masks (for ``MultiBinary(k)``: ``[..., 2k]``, may-be-0 then
+    may-be-1 for each bit). Masked values get probability 0 in their dimension, as in
+    :class:`CategoricalHead`; a dimension whose values are all masked samples uniformly among
+    its own values.
+
+    Args:
+        in_features: Width :math:`D` of the core's output.
+        space: The ``MultiDiscrete`` or ``MultiBinary`` action space.
+
+    Shapes:
+        ``y`` ``[..., D]`` -> actions ``[..., *space.shape]``; log-probabilities and entropies
+        ``[...]``; ``mask`` ``[..., sum(n_i)]``.
+    """
+
+    #: Logit of the slots that pad a dimension to the widest one (below a masked value's -1e8).
+    _PAD = -1e9
+
+    def __init__(self, in_features: int, space: gym.spaces.MultiDiscrete | gym.spaces.MultiBinary):
+        super().__init__()
+        from envs.core import torch_dtype
+
+        if isinstance(space, gym.spaces.MultiBinary):
+            nvec = np.full(space.shape, 2, dtype=np.int64)
+            start = np.zeros(space.shape, dtype=np.int64)
+        elif isinstance(space, gym.spaces.MultiDiscrete):
+            nvec = np.asarray(space.nvec, dtype=np.int64)
+            start = np.asarray(space.start, dtype=np.int64)
+        else:
+            raise TypeError(f"MultiCategoricalHead needs a MultiDiscrete or MultiBinary space, "
+                            f"got {space}")
+        self.shape = tuple(space.shape)
+        self.dtype = torch_dtype(space)
+        self.nvec = nvec.reshape(-1)
+        #: Width of the flat logits and of ``action_mask``: ``sum(n_i)``.
+        self.num_logits = int(self.nvec.sum())
+        widest = int(self.nvec.max()) if self.nvec.size else 1
+        offsets = np.concatenate(([0], np.cumsum(self.nvec)[:-1]))
+        slot = np.arange(widest)
+        # [d, K] positions into the flat logits; slots past n_i repeat the last one (padding).
+        index = offsets[:, None] + np.minimum(slot[None, :], self.nvec[:, None] - 1)
+        self.register_buffer("index", torch.as_tensor(index), persistent=False)
+        self.register_buffer("valid", torch.as_tensor(slot[None, :] < self.nvec[:, None]),
+                             persistent=False)
+        self.register_buffer("start", torch.as_tensor(start.reshape(-1)), persistent=False)
+        self.linear = _init(nn.Linear(in_features, self.num_logits), 0.01)
+
+    def _log_probs(self, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """``[..., d, K]`` log-probabilities, dimension by dimension."""
+        logits = self.linear(y)[..., self.index]
+        if mask is not None:  # invalid values get probability 0
+            logits = logits.masked_fill(~mask[..., self.index], -1e8)
+        return torch.log_softmax(logits.masked_fill(~self.valid, self._PAD), dim=-1)
+
+    def _to_action(self, index: torch.Tensor) -> torch.Tensor:
+        return (index + self.start).unflatten(-1, self.shape).to(self.dtype)
+
+    def sample(
+        self, y: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = self._log_probs(y, mask)
+        gumbel = -torch.log(-torch.log(torch.rand_like(logp).clamp_(1e-20, 1.0)))
+        index = (logp + gumbel).argmax(dim=-1)
+        logprob = logp.gather(-1, index.unsqueeze(-1)).squeeze(-1).sum(-1)
+        return self._to_action(index), logprob
+
+    def evaluate(
+        self, y: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = self._log_probs(y, mask)
+        flat = action.reshape(action.shape[: action.dim() - len(self.shape)] + (-1,))
+        index = (flat.long() - self.start).unsqueeze(-1)
+        entropy = -(logp.exp() * logp).sum((-2, -1))
+        return logp.gather(-1, index).squeeze(-1).sum(-1), entropy
+
+    def mode(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self._to_action(self._log_probs(y, mask).argmax(dim=-1))
 
 
 class GaussianHead(nn.Module):
@@ -315,16 +414,29 @@ class GaussianHead(nn.Module):
 
 
 def make_action_head(in_features: int, space: gym.Space) -> nn.Module:
+    """The action head for ``space``: categorical (Discrete), one categorical per dimension
+    (MultiDiscrete, MultiBinary) or diagonal Gaussian (Box)."""
     if isinstance(space, gym.spaces.Discrete):
         return CategoricalHead(in_features, space)
+    if isinstance(space, (gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
+        return MultiCategoricalHead(in_features, space)
     if isinstance(space, gym.spaces.Box):
         return GaussianHead(in_features, space)
-    raise TypeError(f"no action head for {space}: expected Discrete or Box")
+    raise TypeError(f"no action head for {space}: expected Discrete, MultiDiscrete, MultiBinary "
+                    "or Box")
 
 
 def wants_node_head(observation_space: gym.Space, action_space: gym.Space) -> bool:
-    """Whether the action picks a node slot: a graph observation with ``Discrete(N_max)``
-    actions (``start = 0``) where ``N_max`` is its number of node slots."""
+    """Whether the action picks a node slot by default: a graph observation with
+    ``Discrete(N_max)`` actions (``start = 0``) where ``N_max`` is its number of node slots.
+
+    Only this exact match turns the node head on unasked. A ``Discrete(n)`` action with fewer
+    values than node slots (a third-party graph env padded to the adapter's default 64 slots)
+    may name a node, or may be a class, a direction or the k-th neighbour; scoring node slots
+    for those would silently cripple the policy, so it takes ``node_head=True`` (see
+    :func:`node_head_problem`) or padding the graphs to ``n`` slots
+    (``envs.make(..., graph_padding={"max_nodes": n})``).
+    """
     return (
         is_graph_space(observation_space)
         and isinstance(action_space, gym.spaces.Discrete)
@@ -333,12 +445,34 @@ def wants_node_head(observation_space: gym.Space, action_space: gym.Space) -> bo
     )
 
 
+def node_head_problem(observation_space: gym.Space, action_space: gym.Space) -> str | None:
+    """Why a node head cannot serve these spaces, or None when it can.
+
+    A node head needs a padded graph observation and a ``Discrete(n)`` action with ``start = 0``
+    and ``n <= N_max``: action ``i`` names node slot ``i``.
+    """
+    if not is_graph_space(observation_space):
+        return (f"the observation space is not a padded graph (a Dict with "
+                f"{', '.join(GRAPH_KEYS[:4])}), got {observation_space}")
+    slots = int(observation_space["x"].shape[0])
+    if not isinstance(action_space, gym.spaces.Discrete) or int(action_space.start) != 0:
+        return (f"the action space must be Discrete(n) starting at 0 (action i names node slot "
+                f"i), got {action_space}: this action is not a node index")
+    if int(action_space.n) > slots:
+        return (f"the action space {action_space} has more values than the {slots} node slots of "
+                f"the padding: if the action names a node, pad the graphs to at least "
+                f"{int(action_space.n)} slots (env_kwargs={{'graph_padding': {{'max_nodes': "
+                f"{int(action_space.n)}}}}}); otherwise drop node_head")
+    return None
+
+
 class ActorCritic(nn.Module):
     """Encoder -> memory core -> (action head, value head), for one agent or many sharing weights.
 
     Args:
         observation_space: Single-copy observation space.
-        action_space: Single-copy action space (Discrete or Box).
+        action_space: Single-copy action space: Discrete, MultiDiscrete, MultiBinary
+            (:class:`MultiCategoricalHead`) or Box.
         core: Name of the memory core (a key of :data:`agents.memory.CORES`).
         hidden_size: Width of the encoder output and of the core.
         core_kwargs: Extra arguments of the core (layers, heads, window...).
@@ -352,9 +486,13 @@ class ActorCritic(nn.Module):
         encoder_kwargs: Options of the graph encoder (``model``, ``num_layers``, ``readout``);
             ``model="flat"`` encodes a graph as a plain Dict (an MLP over the flattened padding).
             ``node_head`` (bool) picks the action head of a graph task whose action is a node
-            slot (``Discrete(N_max)``, see :func:`wants_node_head`): :class:`NodeHead`, one logit
-            per node from its GNN embedding and the core's output (the default there), or, when
-            false, a :class:`CategoricalHead` on the core's output alone.
+            slot: :class:`NodeHead`, one logit per node from its GNN embedding and the core's
+            output, or, when false, a :class:`CategoricalHead` on the core's output alone.
+            Unset, it is on where the action is ``Discrete(N_max)`` (see
+            :func:`wants_node_head`). ``True`` also gives it to a ``Discrete(n)`` action with
+            ``n < N_max`` (a third-party graph env padded to more slots than it has nodes),
+            which then names one of the first ``n`` slots; where no node head fits (see
+            :func:`node_head_problem`) ``True`` is a ``ValueError``.
         communication: Multi-agent only: ``{"num_agents": A, "model": ..., "num_layers": ...,
             "graph": ..., "k": ..., "radius": ..., "position_slice": ...}`` adds
             :class:`graphs.AgentCommunication` between the actor's encoder and core; it reads
@@ -408,16 +546,22 @@ class ActorCritic(nn.Module):
             critic_observation_space or observation_space
         )
         node_head = (encoder_kwargs or {}).get("node_head")
-        possible = wants_node_head(observation_space, action_space) and isinstance(
-            self.encoder, GraphObsEncoder)
-        if node_head and not possible:
-            raise ValueError(
-                "node_head=True needs a graph observation encoded by a GNN (not model='flat') "
-                f"and Discrete(N_max) actions over its node slots; got {observation_space} and "
-                f"{action_space}"
-            )
+        if node_head is not None and not isinstance(node_head, bool):
+            raise TypeError(f"encoder_kwargs['node_head'] must be true or false, got "
+                            f"{node_head!r}")
+        gnn = isinstance(self.encoder, GraphObsEncoder)
+        if node_head:
+            problem = node_head_problem(observation_space, action_space)
+            if problem is None and not gnn:
+                problem = "the graph is encoded by the flat MLP (model='flat'), not a GNN"
+            if problem is not None:
+                raise ValueError(f"node_head=True needs a graph observation encoded by a GNN and "
+                                 f"a Discrete(n) action naming a node slot: {problem}")
         #: The action is a node slot, scored per node by :class:`NodeHead`.
-        self.node_head = possible if node_head is None else bool(node_head)
+        self.node_head = (
+            wants_node_head(observation_space, action_space) and gnn
+            if node_head is None else node_head
+        )
         if self.node_head:
             self.actor = NodeHead(self.encoder.gnn.out_features, self.core.output_size,
                                   action_space)
@@ -428,13 +572,14 @@ class ActorCritic(nn.Module):
         if thompson_policy:
             from agents.bayesian import ThompsonLinear
 
-            if isinstance(self.actor, CategoricalHead) and not self.node_head:
+            if isinstance(self.actor, (CategoricalHead, MultiCategoricalHead)) and \
+                    not self.node_head:
                 self.actor.linear = self.thompson = ThompsonLinear(self.actor.linear)
             elif isinstance(self.actor, GaussianHead):
                 self.actor.mean = self.thompson = ThompsonLinear(self.actor.mean)
             else:
-                raise ValueError("thompson_policy needs a Discrete or Box action head (not the "
-                                 "node head of graph tasks)")
+                raise ValueError("thompson_policy needs a Discrete, MultiDiscrete, MultiBinary or "
+                                 "Box action head (not the node head of graph tasks)")
         if value_head == "bayes":
             from agents.bayesian import BayesianValueHead
 
@@ -442,6 +587,34 @@ class ActorCritic(nn.Module):
         else:
             self.critic = _init(nn.Linear(self.core.output_size, 1), 1.0)
         self.bayesian_value = value_head == "bayes"
+        self._check_action_mask(observation_space)
+
+    def _check_action_mask(self, observation_space: gym.Space) -> None:
+        """``ValueError`` unless a Dict observation's ``action_mask`` has one entry per action
+        value of a multi-dimensional or node head (where a wrong width would mis-mask silently).
+        """
+        if not isinstance(observation_space, gym.spaces.Dict) or \
+                ACTION_MASK not in observation_space.spaces:
+            return
+        if isinstance(self.actor, MultiCategoricalHead):
+            width, what = self.actor.num_logits, ("the per-dimension masks concatenated, as "
+                                                  "sb3-contrib's MaskablePPO")
+        elif self.node_head:
+            width, what = self.actor.num_nodes, "one per scored node slot"
+        else:
+            return
+        got = int(np.prod(observation_space[ACTION_MASK].shape))
+        if got != width:
+            raise ValueError(f"the observation's action_mask has {got} entries, the action head "
+                             f"needs {width} ({what})")
+
+    def action_mask(self, obs: Any) -> torch.Tensor | None:
+        """Valid actions of ``obs`` (bool, ``[..., n]``), or None: its ``action_mask`` entry;
+        for a node head without one, the scored slots' ``node_mask`` (padding is not a node)."""
+        mask = action_mask(obs)
+        if mask is None and self.node_head:
+            mask = obs["node_mask"][..., : self.actor.num_nodes].bool()
+        return mask
 
     def initial_state(self, batch: int) -> State:
         device = next(self.parameters()).device
@@ -465,9 +638,10 @@ class ActorCritic(nn.Module):
 
     def _head_input(self, y: torch.Tensor, nodes: torch.Tensor | None) -> torch.Tensor:
         """The action head's input: the core's output ``y`` ``[T, B, D]``, or with a node head
-        each node's embedding beside it, ``[T, B, N_max, H + D]``."""
+        each scored node's embedding beside it, ``[T, B, n, H + D]``."""
         if nodes is None:
             return y
+        nodes = nodes[..., : self.actor.num_nodes, :]
         return torch.cat((nodes, y.unsqueeze(-2).expand(*nodes.shape[:-1], y.shape[-1])), -1)
 
     def _trunks(
@@ -498,7 +672,7 @@ class ActorCritic(nn.Module):
             None if critic_obs is None else critic_obs.unsqueeze(0),
         )
         with self._policy_noise(policy_noise):
-            action, logprob = self.actor.sample(y[0], action_mask(obs))
+            action, logprob = self.actor.sample(y[0], self.action_mask(obs))
         return action, logprob, self.critic(y_critic[0]).squeeze(-1), state
 
     @contextlib.contextmanager
@@ -533,7 +707,7 @@ class ActorCritic(nn.Module):
         """Log-probability, entropy and value of stored sequences, each ``[T, B]``."""
         y, y_critic, _ = self._trunks(obs, state, episode_start, critic_obs)
         with self._policy_noise(policy_noise):
-            logprob, entropy = self.actor.evaluate(y, action, action_mask(obs))
+            logprob, entropy = self.actor.evaluate(y, action, self.action_mask(obs))
         return logprob, entropy, self.critic(y_critic).squeeze(-1)
 
     @torch.no_grad()
@@ -553,6 +727,6 @@ class ActorCritic(nn.Module):
         y, actor_state = self.core(features, state[:split], episode_start.unsqueeze(0))
         y = self._head_input(y, nodes)
         state = actor_state + state[split:]
-        mask = action_mask(obs)
+        mask = self.action_mask(obs)
         action = self.actor.mode(y[0], mask) if deterministic else self.actor.sample(y[0], mask)[0]
         return action, state
