@@ -19,7 +19,9 @@ import difflib
 import json
 import math
 import os
+import pickle
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,11 +32,12 @@ import torch
 from torch import nn
 
 import envs
+from agents.configs import check_field_types
 from agents.memory import CORES
 from agents.multiagent import AgentBatch
-from agents.policies import VALUE_HEADS, ActorCritic
+from agents.policies import VALUE_HEADS, ActorCritic, tree_map
 from agents.rollout import Carry, Rollout, collect, space_spec
-from envs.core import resolve_device, torch_dtype
+from envs.core import check_finite, resolve_device, torch_dtype
 
 CHECKPOINT = "checkpoints/latest.pt"
 
@@ -128,6 +131,7 @@ class PPOConfig:
     reward, an exploration bonus for states the critic is unsure about. 0: none."""
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # "PPOConfig.learning_rate must be a float, got 'fast' (str)"
         positive = ("num_envs", "num_steps", "total_steps", "hidden_size", "num_minibatches",
                     "update_epochs")
         for name in positive:
@@ -150,6 +154,9 @@ class PPOConfig:
             raise ValueError(f"unknown core {self.core!r}{hint} Expected one of {sorted(CORES)}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.stop_at_return is not None and not math.isfinite(self.stop_at_return):
+            raise ValueError("PPOConfig.stop_at_return must be a finite number or None, got "
+                             f"{self.stop_at_return}")
         if self.communication is not None:
             from graphs.communication import communication_options
 
@@ -307,6 +314,9 @@ def train(
         policy.eval()
         carry = collect(policy, env, buf, carry, config.gamma, config.gae_lambda,
                         config.reward_scale, config.uncertainty_bonus)
+        # Bad input is caught before it is learned from (one sync per rollout on a GPU).
+        env.check_deferred()
+        _check_rollout_finite(buf, env, global_step)
         global_step += config.batch_size
 
         # ------------------------------------------------------------ update
@@ -358,10 +368,16 @@ def train(
 
         # ------------------------------------------------------------ bookkeeping (one sync)
         if bool(nonfinite):
+            kept = (
+                f"The last good checkpoint is kept at {checkpoint_path}."
+                if checkpoint_path is not None and checkpoint_path.is_file()
+                else "No checkpoint was written before it."
+            )
             raise FloatingPointError(
                 f"the PPO loss became NaN or infinite at update {update + 1} (global step "
-                f"{global_step}); parameters after it are unusable. The last good checkpoint is "
-                f"kept at {checkpoint_path}. Try a lower learning_rate or reward_scale."
+                f"{global_step}) although the environment's observations and rewards were "
+                f"finite; parameters after it are unusable. {kept} Try a lower learning_rate "
+                "or reward_scale."
             )
         finished, finished_lengths = buf.finished_episodes()
         recent_returns.extend(finished)
@@ -535,28 +551,108 @@ class _UncertaintyLog:
         return scalars
 
 
+def _check_rollout_finite(buf: Rollout, env: Any, global_step: int) -> None:
+    """Raise ``ValueError`` if the environment gave NaN or inf observations or rewards.
+
+    Reads the rollout's stored observations and running episode returns (which hold the raw
+    rewards), so the error names the environment rather than the learning rate. One sync.
+    """
+    steps, copies = buf.num_steps, env.num_envs
+    when = f"the rollout of global steps {global_step}-{global_step + steps * copies}"
+    per_copy = tree_map(lambda stored: stored.transpose(0, 1), buf.obs)  # [N, T, ...]
+    check_finite(repr(env), when, observations=per_copy,
+                 rewards=buf.episode_return.transpose(0, 1))
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+def previous_checkpoint(path: Path) -> Path:
+    """Where the checkpoint before ``path`` is kept (``latest.pt`` -> ``previous.pt``)."""
+    return path.with_name("previous.pt")
+
+
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write atomically: a crash mid-write never replaces the last good checkpoint."""
+    """Write atomically and keep the checkpoint before it as :func:`previous_checkpoint`.
+
+    The new file is written and flushed to disk under a temporary name, the old one becomes the
+    previous copy and the new one takes its name: a crash at any point leaves at least one
+    complete checkpoint, which :func:`_load_checkpoint` falls back to.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
+    with open(tmp, "wb") as file:
+        torch.save(payload, file)
+        file.flush()
+        os.fsync(file.fileno())
+    if path.exists():
+        os.replace(path, previous_checkpoint(path))
     os.replace(tmp, path)
 
 
+#: Keys every checkpoint written by :func:`train` holds.
+_CHECKPOINT_KEYS = ("config", "policy", "optimizer", "update", "global_step", "elapsed_s",
+                    "episodes", "recent_returns", "torch_rng")
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load one checkpoint (tensors and plain containers only); ``ValueError`` if unreadable."""
+    try:
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not ours to show
+            warnings.simplefilter("ignore", UserWarning)
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # torch's text would advise unpickling: never do that
+        raise ValueError(f"checkpoint {path} is unreadable: it holds objects that are not "
+                         "tensors or plain containers, so it was not written by Umbra") from err
+    except Exception as err:  # noqa: BLE001 - truncated, empty, garbage: torch raises anything
+        reason = str(err).split(". ")[0].strip() or type(err).__name__
+        raise ValueError(f"checkpoint {path} is unreadable ({type(err).__name__}: "
+                         f"{reason})") from err
+    missing = [key for key in _CHECKPOINT_KEYS if not isinstance(saved, dict) or key not in saved]
+    if missing:
+        raise ValueError(f"checkpoint {path} is unreadable: it lacks {', '.join(missing)}")
+    return saved
+
+
 def _load_checkpoint(path: Path | None, config: PPOConfig, resume: bool) -> dict | None:
-    """The checkpoint to resume from, after checking it belongs to ``config``'s run."""
-    if path is None or not path.exists():
+    """The checkpoint to resume from, after checking it belongs to ``config``'s run.
+
+    An unreadable ``latest.pt`` (truncated, empty, garbage) falls back to the previous copy with
+    a warning; nothing is deleted.
+
+    Raises:
+        FileExistsError: ``path`` holds a run and ``resume`` is false.
+        ValueError: no checkpoint there is readable, or the config differs.
+    """
+    previous = previous_checkpoint(path) if path is not None else None
+    if path is None or not (path.exists() or previous.exists()):
         return None
     if not resume:
         raise FileExistsError(
             f"{path.parent.parent} already holds a run (checkpoint {path}). Pass resume=True "
             "(--resume) to continue it, or choose another logdir; nothing was overwritten."
         )
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        saved = _read_checkpoint(path) if path.exists() else None
+        problem = None if saved is not None else f"checkpoint {path} is missing"
+    except ValueError as err:
+        saved, problem = None, str(err)
+    if saved is None:
+        try:
+            saved = _read_checkpoint(previous)
+        except (ValueError, FileNotFoundError):
+            raise ValueError(
+                f"{problem}, and there is no readable previous checkpoint ({previous}); nothing "
+                "was deleted: move the run's folder away or choose another logdir to start over"
+            ) from None
+        kept = ""
+        if path.exists():  # kept aside, not deleted, so the next save cannot push it over
+            aside = path.with_name("unreadable.pt")
+            os.replace(path, aside)
+            kept = f" (the unreadable file is kept as {aside})"
+        warnings.warn(f"{problem}; resuming from the previous checkpoint {previous} (update "
+                      f"{saved['update']}){kept}", stacklevel=3)
     old, new = saved["config"], config.to_dict()
     changed = [k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
     if changed:

@@ -37,6 +37,7 @@ import torch
 
 from agents.ppo import train
 from agents.presets import agent_config
+from benchmarks import check_cost
 from benchmarks.reference import (
     RL_ZOO_CARTPOLE,
     RL_ZOO_CARTPOLE_NOVEL,
@@ -108,6 +109,10 @@ def run_throughput(
                 "num_envs": config.num_envs, **metrics}
         log("  " + _line(full))
 
+    checks = None
+    if suite.checks:
+        checks = run_checks(suite.checks, umbra_env, agent, overrides, resolved, log)
+
     memory = None
     if suite.memory:
         memory = run_memory(suite.memory, suite.seeds, suite.threshold, out, device, log)
@@ -129,6 +134,7 @@ def run_throughput(
         "umbra": {"device": str(resolved), "config": umbra_config, "median": umbra,
                   "runs": umbra_runs},
         "umbra_full": full,
+        "checks": checks,
         "memory": memory,
     }
     summary = _json_safe(summary)
@@ -137,6 +143,39 @@ def run_throughput(
     for name in ("throughput.json", "report.md"):
         shutil.copyfile(out / name, out.parent / name)
     return summary
+
+
+# ---------------------------------------------------------------------------------- checks
+def run_checks(
+    settings: dict[str, Any],
+    env_id: str,
+    agent: str,
+    overrides: dict[str, Any],
+    device: torch.device,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """What the default input checks cost PPO: sps with them and with them bypassed.
+
+    Alternates ``repeats`` trainings of each (no logdir, no early stop) after one warm-up and
+    compares the medians (:func:`benchmarks.check_cost.compare`).
+
+    Returns:
+        ``{"num_envs", "steps", "repeats", "checked_sps", "bypassed_sps", "cost"}``, where
+        ``cost = 1 - checked / bypassed``.
+    """
+    num_envs = settings.get("num_envs", 1_024)
+    steps = settings.get("steps", 262_144)
+    repeats = settings.get("repeats", 3)
+    config = agent_config(agent, env_id, **{**overrides, "num_envs": num_envs,
+                                            "total_steps": steps, "device": str(device)})
+    log(f"[checks] Umbra {agent} on {env_id} ({device}), {num_envs} copies, {steps:,} steps, "
+        f"{repeats} runs with the default input checks and {repeats} with them bypassed ...")
+    checked, bypassed = check_cost.compare(lambda: train(config).metrics["sps"], repeats)
+    result = {"num_envs": num_envs, "steps": steps, "repeats": repeats,
+              "checked_sps": checked, "bypassed_sps": bypassed, "cost": 1 - checked / bypassed}
+    log(f"  checked {checked:,.0f} steps/s, bypassed {bypassed:,.0f} steps/s: "
+        f"cost {result['cost']:.1%}")
+    return result
 
 
 # ---------------------------------------------------------------------------------- memory
@@ -354,6 +393,16 @@ def markdown(summary: dict[str, Any]) -> str:
             f"Full-training speed: Umbra with {full['num_envs']:,} copies, {full['steps']:,} "
             f"steps, no early stop: **{full['sps']:,.0f} steps/s** "
             f"({full['wall_time_s']:.1f} s, final return {num(full['final_return'], '.1f')}).",
+            "",
+        ]
+    checks = summary.get("checks")
+    if checks:
+        lines += [
+            f"Default input checks (actions every step, NaN/inf once per rollout): Umbra with "
+            f"{checks['num_envs']:,} copies runs at {checks['checked_sps']:,.0f} steps/s with "
+            f"them and {checks['bypassed_sps']:,.0f} with them bypassed (medians of "
+            f"{checks['repeats']} alternating runs of {checks['steps']:,} steps): cost "
+            f"**{checks['cost']:.1%}**.",
             "",
         ]
     if summary.get("memory"):

@@ -173,6 +173,9 @@ class ThroughputSuite:
             ``env``, ``agents``, ``config`` (overrides of the agents' presets), ``sb3``
             (overrides of RL-Zoo's RecurrentPPO settings), ``windows`` and ``window_steps``
             (transformer vs linear as the window grows).
+        checks: Optional cost of the default input checks (:mod:`benchmarks.check_cost`):
+            ``num_envs``, ``steps`` and ``repeats`` of PPO trainings with the checks and with
+            them bypassed; empty when the file has no ``[checks]`` table.
         source: Where the file was read from.
     """
 
@@ -184,6 +187,7 @@ class ThroughputSuite:
     sb3: dict[str, Any]
     full: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)
     source: str = ""
 
 
@@ -303,7 +307,8 @@ def _parse_train(data: dict[str, Any], name: str, source: str, text: str) -> Sui
 
 # ---------------------------------------------------------------------------------- throughput
 _THROUGHPUT_KEYS = ("kind", "description", "seeds", "threshold", "umbra", "sb3", "full",
-                    "memory")
+                    "memory", "checks")
+_CHECKS_KEYS = ("num_envs", "steps", "repeats")
 _MEMORY_KEYS = ("env", "agents", "config", "sb3", "windows", "window_steps")
 _UMBRA_KEYS = ("env", "agent", "config")
 _SB3_KEYS = tuple(RL_ZOO_CARTPOLE)
@@ -324,6 +329,8 @@ def _parse_throughput(data: dict[str, Any], name: str, source: str) -> Throughpu
     _check_keys(sb3, _SB3_KEYS, f"{source}: [sb3]")
     full = _table(data.get("full", {}), f"{source}: full")
     _check_keys(full, _FULL_KEYS, f"{source}: [full]")
+    checks = _table(data.get("checks", {}), f"{source}: checks")
+    _check_keys(checks, _CHECKS_KEYS, f"{source}: [checks]")
     memory = _table(data.get("memory", {}), f"{source}: memory")
     _check_keys(memory, _MEMORY_KEYS, f"{source}: [memory]")
     if memory:
@@ -342,6 +349,7 @@ def _parse_throughput(data: dict[str, Any], name: str, source: str) -> Throughpu
         sb3=sb3,
         full=full,
         memory=memory,
+        checks=checks,
         source=source,
     )
 

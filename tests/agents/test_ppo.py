@@ -151,7 +151,7 @@ def test_resume_after_an_interruption(tmp_path):
 
 
 class NaNRewardCartPole(CartPole):
-    """CartPole whose rewards turn NaN after 100 steps: a stand-in for a diverging run."""
+    """CartPole whose rewards turn NaN after 100 steps: a broken environment."""
 
     def _advance(self, actions):
         reward, terminated = super()._advance(actions)
@@ -159,14 +159,40 @@ class NaNRewardCartPole(CartPole):
         return reward * (float("nan") if self.calls > 100 else 1.0), terminated
 
 
-def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):
+class HugeRewardCartPole(CartPole):
+    """CartPole whose finite rewards of 1e30 overflow the squared value loss: a diverging run."""
+
+    def _advance(self, actions):
+        reward, terminated = super()._advance(actions)
+        self.calls = getattr(self, "calls", 0) + 1
+        return reward * (1e30 if self.calls > 100 else 1.0), terminated
+
+
+def test_nan_from_the_environment_is_blamed_on_it_and_keeps_the_last_checkpoint(tmp_path):
     config = PPOConfig(env_id=f"{__name__}:NaNRewardCartPole", num_envs=4, num_steps=16,
                        total_steps=64 * 20, checkpoint_every=1, device="cpu")
-    with pytest.raises(FloatingPointError, match="NaN"):
+    with pytest.raises(ValueError, match=r"NaNRewardCartPole.*non-finite rewards") as caught:
         train(config, logdir=tmp_path)
+    assert "global steps 384-448" in str(caught.value)  # the 7th rollout saw the NaN
+    assert "learning_rate" not in str(caught.value)
     saved = torch.load(tmp_path / "checkpoints/latest.pt", weights_only=True)
     assert saved["update"] == 6  # 6 updates x 16 steps = 96 good steps; the 7th saw NaN
     assert all(torch.isfinite(p).all() for p in saved["policy"].values())
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):
+    config = PPOConfig(env_id=f"{__name__}:HugeRewardCartPole", num_envs=4, num_steps=16,
+                       total_steps=64 * 20, checkpoint_every=1, device="cpu")
+    with pytest.raises(FloatingPointError, match="NaN") as caught:
+        train(config, logdir=tmp_path)
+    assert f"kept at {tmp_path / 'checkpoints' / 'latest.pt'}" in str(caught.value)
+    saved = torch.load(tmp_path / "checkpoints/latest.pt", weights_only=True)
+    assert saved["update"] == 6
+    assert all(torch.isfinite(p).all() for p in saved["policy"].values())
+    # Without a logdir no checkpoint exists, and the error does not name one.
+    with pytest.raises(FloatingPointError, match="No checkpoint was written") as caught:
+        train(config)
+    assert "kept at" not in str(caught.value)
 
 
 def test_config_round_trips_and_rejects_unknown_fields():
