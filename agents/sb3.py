@@ -33,6 +33,7 @@ import difflib
 import importlib
 import inspect
 import json
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -47,12 +48,24 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnvWrapper
 
 import envs
+from agents.configs import check_field_types
 
 #: Agent name -> (module, class, policy for vector observations, policy for Dict observations).
 SB3_AGENTS: dict[str, tuple[str, str, str, str]] = {
     "sb3-ppo": ("stable_baselines3", "PPO", "MlpPolicy", "MultiInputPolicy"),
     "sb3-recurrent-ppo": ("sb3_contrib", "RecurrentPPO", "MlpLstmPolicy", "MultiInputLstmPolicy"),
     "sb3-maskable-ppo": ("sb3_contrib", "MaskablePPO", "MlpPolicy", "MultiInputPolicy"),
+}
+_ON_POLICY_ACTIONS = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete,
+                      gym.spaces.MultiBinary)
+#: Agent name -> the action spaces its algorithm accepts (the ``supported_action_spaces`` that
+#: each algorithm passes to stable-baselines3's ``BaseAlgorithm``; DQN would take ``Discrete``,
+#: SAC and TD3 ``Box``). Benchmarks refuse other spaces before training
+#: (:func:`benchmarks.runner.check_agent_fits`); every agent of :data:`SB3_AGENTS` needs an entry.
+SB3_ACTION_SPACES: dict[str, tuple[type[gym.Space], ...]] = {
+    "sb3-ppo": _ON_POLICY_ACTIONS,
+    "sb3-recurrent-ppo": _ON_POLICY_ACTIONS,
+    "sb3-maskable-ppo": (gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary),
 }
 #: Environment id -> tuned settings. CartPole: RL-Zoo's ``CartPole-v1`` PPO
 #: (rl-baselines3-zoo ``hyperparams/ppo.yml``).
@@ -95,6 +108,7 @@ class SB3Config:
     """Stop once the mean return of the last 20 finished episodes reaches this."""
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # "SB3Config.total_steps must be an int, got '1k' (str)"
         if self.agent not in SB3_AGENTS:
             raise ValueError(f"unknown stable-baselines3 agent {self.agent!r}; known: "
                              f"{', '.join(SB3_AGENTS)}")
@@ -102,6 +116,9 @@ class SB3Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"SB3Config.{name} must be a positive int, got {value!r}")
+        if self.stop_at_return is not None and not math.isfinite(self.stop_at_return):
+            raise ValueError("SB3Config.stop_at_return must be a finite number or None, got "
+                             f"{self.stop_at_return}")
         accepted = _constructor_args(self.agent)
         for key in self.hyperparams:
             if key not in accepted:
@@ -131,19 +148,53 @@ def sb3_config(agent: str, env_id: str, **overrides: Any) -> SB3Config:
 
     An override that is not an :class:`SB3Config` field is an argument of the algorithm and
     goes into ``hyperparams`` (``sb3_config("sb3-ppo", id, n_steps=64)``).
+
+    The budget is kept: stable-baselines3 trains whole rollouts of ``n_steps * num_envs``
+    samples, so unless the overrides set ``n_steps`` themselves, a default or preset ``n_steps``
+    whose one rollout exceeds ``total_steps`` is lowered to one rollout of the budget,
+    ``ceil(total_steps / num_envs)`` (and ``batch_size`` to at most that rollout): MaskablePPO's
+    default 2048 steps x 8 copies would otherwise train 16,384 steps for a budget of 4,000.
     """
     fields = {f.name for f in dataclasses.fields(SB3Config)}
     preset = ENV_PRESETS.get(env_id, {})
     settings = {k: v for k, v in preset.items() if k != "hyperparams"}
     hyperparams = dict(preset.get("hyperparams", {}))
+    chosen: set[str] = set()  # algorithm arguments the overrides set
     for key, value in overrides.items():
         if key == "hyperparams":
             hyperparams.update(value)
+            chosen.update(value)
         elif key in fields:
             settings[key] = value
         else:
             hyperparams[key] = value
+            chosen.add(key)
+    if agent in SB3_AGENTS and "n_steps" not in chosen:
+        _fit_rollout_to_budget(agent, hyperparams, settings.get("num_envs", SB3Config.num_envs),
+                               settings.get("total_steps", SB3Config.total_steps))
     return SB3Config(agent=agent, env_id=env_id, **settings, hyperparams=hyperparams)
+
+
+def _fit_rollout_to_budget(agent: str, hyperparams: dict[str, Any], num_envs: Any,
+                           total_steps: Any) -> None:
+    """Lower ``n_steps`` (in place) so that one rollout fits in ``total_steps`` (see
+    :func:`sb3_config`); values of the wrong type are left for :class:`SB3Config` to name."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+               for v in (num_envs, total_steps)):
+        return
+    module, class_name, _, _ = SB3_AGENTS[agent]
+    defaults = inspect.signature(
+        getattr(importlib.import_module(module), class_name).__init__).parameters
+    if "n_steps" not in defaults:  # an off-policy algorithm: no rollouts
+        return
+    n_steps = hyperparams.get("n_steps", defaults["n_steps"].default)
+    if not isinstance(n_steps, int) or n_steps * num_envs <= total_steps:
+        return
+    hyperparams["n_steps"] = -(-total_steps // num_envs)  # ceil: at most num_envs - 1 more
+    rollout = hyperparams["n_steps"] * num_envs
+    batch_size = hyperparams.get("batch_size", defaults["batch_size"].default)
+    if isinstance(batch_size, int) and batch_size > rollout:
+        hyperparams["batch_size"] = rollout
 
 
 def schedule(value: float | str) -> float | Callable[[float], float]:

@@ -12,6 +12,7 @@ value (a trial stopped early at a return threshold stays at the return it reache
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,13 +59,19 @@ def read_curve(logdir: str | Path, tag: str = TAG) -> Curve | None:
         The curve, or ``None`` when the folder has no point under ``tag`` (e.g. no episode
         finished).
     """
+    from tensorboard.backend.event_processing import event_accumulator
     from tensorboard.backend.event_processing.event_accumulator import (
         SCALARS,
         EventAccumulator,
     )
 
     accumulator = EventAccumulator(str(logdir), size_guidance={SCALARS: 0})  # 0: keep all
-    accumulator.Reload()
+    expected_purge = _ExpectedPurge()
+    event_accumulator.logger.addFilter(expected_purge)
+    try:
+        accumulator.Reload()
+    finally:
+        event_accumulator.logger.removeFilter(expected_purge)
     if tag not in accumulator.Tags().get("scalars", []):
         return None
     events = accumulator.Scalars(tag)
@@ -72,6 +79,18 @@ def read_curve(logdir: str | Path, tag: str = TAG) -> Curve | None:
     values = np.array([e.value for e in events], dtype=float)
     order = np.argsort(steps, kind="stable")
     return Curve(steps[order], values[order])
+
+
+class _ExpectedPurge(logging.Filter):
+    """Drops TensorBoard's "Detected out of order event.step ... Purging" warning.
+
+    A resumed run opens its events file with ``purge_step`` (:func:`agents.ppo.train`), asking
+    the reader to drop the points an interrupted run logged after its last checkpoint: that purge
+    is the intended reading of a resumed trial, not news for the reader of a report.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Detected out of order event.step")
 
 
 def step_grid(curves: list[Curve], points: int = GRID_POINTS) -> np.ndarray:

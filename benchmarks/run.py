@@ -9,6 +9,8 @@ Examples::
     python -m benchmarks.run --env umbra/MaskedCartPole-v0 --agent ppo --steps 200000 --seeds 3
     python -m benchmarks.run --resume               # continue interrupted trials
     python -m benchmarks.run --suite smoke --seeds 5 --workers 4
+    python -m benchmarks.run --env umbra/MaskedCartPole-v0 --agent transformer \
+        --set learning_rate=1e-3 --set core_kwargs.window=128   # one-off config overrides
     python -m benchmarks.run --backend ray --address auto   # one Ray task per trial
 
 Trials land in ``<logdir>/<suite>/<env>/<agent>/seed<k>/`` (one-off trials in
@@ -28,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +42,11 @@ from benchmarks.backends import RayBackend, default_workers
 from benchmarks.suites import Suite, SuiteError, ThroughputSuite, Trial, list_suites, load_suite
 from graphs.tasks import GRAPH_TASK_AGENTS, TASKS
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
 DEFAULT_SUITE = "smoke"
 ONEOFF_SUITE = "oneoff"
 #: Flags that describe a one-off trial and therefore need ``--env`` (``--seeds`` also applies to
@@ -47,6 +56,15 @@ _ONEOFF_FLAGS = ("agent", "steps", "num_envs", "env_kwargs")
 
 class UsageError(Exception):
     """Bad command-line input: printed without a traceback, exit status 2."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what to do next (``str(err)``): printed without a traceback, status 130."""
+
+
+#: What to do after Ctrl-C in a train suite.
+_RESUME_HINT = ("finished trials keep their result.json (python -m benchmarks.report DIR "
+                "summarises them); continue the others with the same command plus --resume")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,7 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--device", choices=("auto", "cpu", "cuda"),
                         help="where training runs (default: the agent preset's)")
     common.add_argument("--logdir", default="runs", metavar="DIR",
-                        help="root of the run folders (default: runs)")
+                        help="root of the run folders (default: runs); checked for writing "
+                        "before anything trains")
+    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        dest="overrides",
+                        help="set a field of every trial's config, over the suite and the "
+                        "preset; repeatable. KEY: a PPOConfig field (learning_rate, "
+                        "core_kwargs...), for sb3-* baselines an SB3Config field or an argument "
+                        "of the algorithm (n_steps, policy_kwargs...), for graphs/... tasks a "
+                        "GraphTaskConfig field (lr, hidden_size...); a dotted KEY sets one entry "
+                        "of a table (core_kwargs.window=128, encoder_kwargs.node_head=true). "
+                        "VALUE: a TOML or JSON literal (1e-3, true, [64, 64], {model = "
+                        "\"gat\"}, null), anything else a string; typed and checked as a "
+                        "suite's config")
     common.add_argument("--stop-at-return", type=float, metavar="R",
                         help="stop a trial once the mean return of its last 20 episodes reaches R")
     common.add_argument("--resume", action="store_true",
@@ -111,10 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished trials keep their result.json (python -m "
-              "benchmarks.report DIR summarises them); continue the others with the same command "
-              "plus --resume", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        hint = str(interrupt) if isinstance(interrupt, Interrupted) else _RESUME_HINT
+        print(f"\ninterrupted: {hint}", file=sys.stderr)
         return 130
 
 
@@ -129,6 +158,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                          "on the cluster's CPUs")
     if args.address is not None and args.backend != "ray":
         raise UsageError("--address names a Ray cluster: add --backend ray")
+    if args.stop_at_return is not None and not math.isfinite(args.stop_at_return):
+        raise UsageError(f"--stop-at-return must be a finite number, got {args.stop_at_return}")
+    args.overrides = parse_overrides(args.overrides)
     if args.env is not None:
         if args.suite is not None:
             raise UsageError("give either --suite or --env (a one-off trial), not both")
@@ -182,6 +214,10 @@ def _oneoff_suite(args: argparse.Namespace) -> Suite:
                              '\'{"debug": true}\'') from None
         if not isinstance(env_kwargs, dict):
             raise UsageError(f"--env-kwargs must be a JSON object ({{...}}), got {args.env_kwargs}")
+        for key, flag in (("num_envs", "--num-envs"), ("device", "--device")):
+            if key in env_kwargs:
+                raise UsageError(f"--env-kwargs sets {key!r}, which the trial passes to the "
+                                 f"environment itself: use {flag} {env_kwargs[key]} instead")
     for flag in ("steps", "seeds", "num_envs"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -197,20 +233,24 @@ def _oneoff_suite(args: argparse.Namespace) -> Suite:
 def _run_suite(suite: Suite, args: argparse.Namespace) -> int:
     try:
         configs = runner.check_trials(suite.trials, device=args.device,
-                                      stop_at_return=args.stop_at_return)
+                                      stop_at_return=args.stop_at_return,
+                                      overrides=args.overrides)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    root = Path(args.logdir)
+    check_logdir(root / suite.name, args.logdir)
     backend = None
     if args.backend == "ray":
         try:
             backend = RayBackend(args.address, gpus_per_trial=1.0 if args.device == "cuda" else 0.0)
         except ImportError as err:
             raise UsageError(str(err)) from None
-    root = Path(args.logdir)
     runner.write_suite_file(root / suite.name, suite)
     tensorboard_views.write_layout(root / suite.name)
-    print(f"suite {suite.name}: {len(suite.trials)} trials into {root / suite.name}/"
-          + (f" ({suite.description})" if suite.description else ""))
+    print(f"suite {suite.name}: {len(suite.trials)} trials, {seeds_text(suite)}, into "
+          f"{root / suite.name}/" + (f" ({suite.description})" if suite.description else "")
+          + "".join(f"\n  --set {key}={json.dumps(value)}"
+                    for key, value in args.overrides.items()))
     outcomes = runner.run_trials(suite.trials, configs, root=root, suite=suite.name,
                                  resume=args.resume, show_progress=not args.no_progress,
                                  workers=args.workers or default_workers(), backend=backend)
@@ -238,17 +278,83 @@ def _run_throughput(suite: ThroughputSuite, args: argparse.Namespace) -> int:
 
     ignored = [flag for flag, given in (("--stop-at-return", args.stop_at_return is not None),
                                         ("--resume", args.resume),
+                                        ("--set", bool(args.overrides)),
                                         ("--workers", args.workers is not None),
                                         ("--backend ray", args.backend == "ray")) if given]
     if ignored:
         raise UsageError(f"{', '.join(ignored)} do not apply to the throughput suite: it always "
                          "stops at its threshold, always starts fresh and times its runs one "
                          "after the other in this process")
-    summary = run_throughput(suite, args.logdir, device=args.device)
+    check_logdir(Path(args.logdir) / suite.name, args.logdir)
+    try:
+        summary = run_throughput(suite, args.logdir, device=args.device)
+    except KeyboardInterrupt:
+        raise Interrupted("the throughput suite always starts fresh (no --resume): run the same "
+                          "command again; its timings are only comparable within one run") from None
     print()
     print(markdown(summary))
     print(f"written: {Path(args.logdir) / suite.name / 'throughput.json'} and report.md")
     return 0
+
+
+# ---------------------------------------------------------------------------------- helpers
+def parse_overrides(items: Sequence[str]) -> dict[str, object]:
+    """``["learning_rate=1e-3", "core_kwargs.window=128"]`` -> ``{KEY: typed VALUE}``.
+
+    A VALUE is read as a TOML literal (``1e-3``, ``true``, ``"text"``, ``[64, 64]``,
+    ``{ model = "gat" }``), else as JSON (``null``, ``{"model": "gat"}``), else kept as the
+    string itself (``fast``, ``lin_1e-3``). Whether the key exists and the value has its field's
+    type is checked with the configs (:func:`benchmarks.runner.build_config`).
+
+    Raises:
+        UsageError: an item without ``=`` or with an empty key, or a key given twice.
+    """
+    overrides: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set needs KEY=VALUE, e.g. --set learning_rate=1e-3, got {item!r}")
+        if key in overrides:
+            raise UsageError(f"--set {key} is given twice; keep one")
+        overrides[key] = parse_value(text.strip())
+    return overrides
+
+
+def parse_value(text: str) -> object:
+    """A ``--set`` VALUE: a TOML literal, else JSON, else the string (see
+    :func:`parse_overrides`)."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        pass
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def check_logdir(folder: Path, logdir: str) -> None:
+    """Create ``folder`` (a suite's folder under ``--logdir``) and write a file in it, or raise
+    :class:`UsageError` saying why, before anything trains."""
+    probe = folder / f".write-check-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        where = f" ({err.filename})" if err.filename and Path(err.filename) != folder else ""
+        raise UsageError(f"--logdir {logdir}: cannot create or write {folder}: {reason}{where}; "
+                         "choose a folder you can write to") from None
+
+
+def seeds_text(suite: Suite) -> str:
+    """``"seeds 0-4"`` (or ``"seeds 0, 3, 7"``): the seeds the suite's trials run with."""
+    seeds = sorted({t.seed for t in suite.trials})
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}-{seeds[-1]}"
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
 
 
 if __name__ == "__main__":

@@ -55,12 +55,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import gymnasium as gym
 from tqdm.auto import tqdm
 
 import envs
+from agents.policies import FLAT, is_graph_space, wants_node_head
 from agents.ppo import CHECKPOINT, PPOConfig, train
 from agents.presets import AGENTS, agent_config
-from agents.sb3 import SB3_AGENTS, SB3Config, sb3_config
+from agents.sb3 import SB3_ACTION_SPACES, SB3_AGENTS, SB3Config, sb3_config
 from agents.sb3 import train as train_sb3
 from benchmarks import tensorboard_views
 from benchmarks.backends import Backend, Job, ProcessBackend, threads_per_worker
@@ -166,8 +168,20 @@ def has_checkpoint(logdir: Path) -> bool:
 
 
 # ---------------------------------------------------------------------------------- configs
+#: Config fields that name a trial (its folder): overrides may not change them.
+_TRIAL_IDENTITY = {"env_id": "--env or the suite's [[envs]] id", "task_id": "--env graphs/...",
+                   "agent": "--agent or the suite's agents", "seed": "--seeds K"}
+#: Arguments that the runner passes to ``envs.make`` itself, never through ``env_kwargs``.
+_RESERVED_ENV_KWARGS = {"num_envs": "--num-envs E (one-off trials) or num_envs in the suite",
+                        "device": "--device, or device in the trial's config"}
+
+
 def build_config(
-    trial: Trial, *, device: str | None = None, stop_at_return: float | None = None
+    trial: Trial,
+    *,
+    device: str | None = None,
+    stop_at_return: float | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> PPOConfig | SB3Config | GraphTaskConfig:
     """The config of ``trial``: the agent preset with the trial's and the caller's overrides.
 
@@ -182,13 +196,29 @@ def build_config(
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``; ``None`` keeps the preset's.
         stop_at_return: Stop once the mean return of the last 20 finished episodes reaches it
             (RL trials only; learning trials ignore it).
+        overrides: Config fields set last, over everything else (``--set KEY=VALUE``). A dotted
+            key sets one entry of a dict field and keeps the others
+            (``{"core_kwargs.window": 128}``); for a baseline, a key that is not an
+            ``SB3Config`` field is an algorithm argument (``{"policy_kwargs.net_arch": [64]}``).
+            Values are type-checked as the config's own fields. ``env_id``, ``agent``,
+            ``task_id`` and ``seed`` name the trial's folder and cannot be overridden.
 
     Raises:
-        ValueError: unknown agent or task, or an unknown config field or algorithm argument
-            (naming the close ones).
+        ValueError: unknown agent or task, an unknown config field or algorithm argument
+            (naming the close ones), a value of the wrong type, or ``num_envs``/``device`` in
+            ``env_kwargs``.
     """
+    overrides = dict(overrides or {})
+    for key in overrides:
+        head = key.split(".")[0]
+        if head in _TRIAL_IDENTITY:
+            raise ValueError(f"{head} names the trial and its folder and cannot be overridden "
+                             f"(--set {key}); set it with {_TRIAL_IDENTITY[head]}")
+    flat = {key: value for key, value in overrides.items() if "." not in key}
+    dotted = {key: value for key, value in overrides.items() if "." in key}
     if is_graph_task(trial.env_id):
-        return _graph_task_config(trial, device)
+        config = _graph_task_config(trial, device, flat)
+        return _set_dotted(config, dotted) if dotted else config
     agents = (*AGENTS, *SB3_AGENTS)
     if trial.agent not in agents:
         close = difflib.get_close_matches(trial.agent, agents, n=3)
@@ -197,44 +227,69 @@ def build_config(
     if trial.agent in AGENTS:
         fields = [f.name for f in dataclasses.fields(PPOConfig)]
         for key in trial.config:
-            if key not in fields:
-                close = difflib.get_close_matches(key, fields, n=3)
-                hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
-                raise ValueError(f"unknown PPOConfig field {key!r} in the trial's config; {hint}")
-    overrides: dict[str, Any] = {**trial.config, "seed": trial.seed}
+            _check_field(key, fields, "PPOConfig", "in the trial's config")
+        for key in overrides:
+            _check_field(key.split(".")[0], fields, "PPOConfig", f"(--set {key})")
+    settings: dict[str, Any] = {**trial.config, "seed": trial.seed}
     if trial.steps is not None:
-        overrides["total_steps"] = trial.steps
+        settings["total_steps"] = trial.steps
     if trial.num_envs is not None:
-        overrides["num_envs"] = trial.num_envs
+        settings["num_envs"] = trial.num_envs
     if trial.env_kwargs:
-        overrides["env_kwargs"] = dict(trial.env_kwargs)
+        settings["env_kwargs"] = dict(trial.env_kwargs)
     if device is not None:
-        overrides["device"] = device
+        settings["device"] = device
     if stop_at_return is not None:
-        overrides["stop_at_return"] = float(stop_at_return)
+        settings["stop_at_return"] = float(stop_at_return)
+    settings.update(flat)
     if trial.agent in SB3_AGENTS:
-        return sb3_config(trial.agent, trial.env_id, **overrides)
-    return agent_config(trial.agent, trial.env_id, **overrides)
+        config = sb3_config(trial.agent, trial.env_id, **settings)
+    else:
+        config = agent_config(trial.agent, trial.env_id, **settings)
+    if dotted:
+        config = _set_dotted(config, dotted)
+    for key in config.env_kwargs:
+        if key in _RESERVED_ENV_KWARGS:
+            raise ValueError(f"env_kwargs holds {key!r}, which the runner passes to envs.make "
+                             f"itself: set it with {_RESERVED_ENV_KWARGS[key]} instead")
+    return config
 
 
 def check_trials(
-    trials: Sequence[Trial], *, device: str | None = None, stop_at_return: float | None = None
-) -> list[PPOConfig | SB3Config]:
+    trials: Sequence[Trial],
+    *,
+    device: str | None = None,
+    stop_at_return: float | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> list[PPOConfig | SB3Config | GraphTaskConfig]:
     """Build every trial's config and one copy of its environment, before anything trains.
+
+    Each agent is checked against what its config needs of the environment
+    (:func:`check_agent_fits`): a multi-agent agent on a single-agent task, a GNN encoder on
+    vector observations or a baseline on an action space its algorithm lacks is refused here,
+    not in the middle of a suite.
+
+    Args:
+        trials: The trials.
+        device: As :func:`build_config`.
+        stop_at_return: As :func:`build_config`.
+        overrides: As :func:`build_config` (``--set``), for every trial.
 
     Returns:
         The configs, in the order of ``trials``.
 
     Raises:
-        ValueError: the first bad trial (unknown agent, env id, env kwarg or config field, or a
-            device this machine lacks), the message naming the trial and the close matches.
+        ValueError: the first bad trial (unknown agent, env id, env kwarg or config field, a
+            value of the wrong type, an agent that does not fit its environment, or a device
+            this machine lacks), the message naming the trial and what to do.
     """
     configs = []
-    checked_envs: set[str] = set()
+    checked_envs: dict[str, EnvFacts] = {}
     for trial in trials:
         label = f"trial env={trial.env_id!r} agent={trial.agent!r} seed={trial.seed}"
         try:
-            config = build_config(trial, device=device, stop_at_return=stop_at_return)
+            config = build_config(trial, device=device, stop_at_return=stop_at_return,
+                                  overrides=overrides)
             resolve_device(config.device)  # "cuda" on a machine without it fails here, not later
             if isinstance(config, GraphTaskConfig):  # its task arguments were checked already
                 configs.append(config)
@@ -242,12 +297,149 @@ def check_trials(
             env_key = json.dumps([trial.env_id, config.env_kwargs], sort_keys=True, default=str)
             if env_key not in checked_envs:
                 env = envs.make(trial.env_id, num_envs=1, device="cpu", **config.env_kwargs)
+                checked_envs[env_key] = EnvFacts(trial.env_id, env.kind,
+                                                 env.single_observation_space,
+                                                 env.single_action_space)
                 env.close()
-                checked_envs.add(env_key)
+            check_agent_fits(trial.agent, config, checked_envs[env_key])
         except (ValueError, TypeError) as err:
             raise ValueError(f"{label}: {err}") from err
         configs.append(config)
     return configs
+
+
+# ---------------------------------------------------------------------------------- agent fit
+@dataclass(frozen=True)
+class EnvFacts:
+    """What an agent may need of an environment: its id, kind and single-copy spaces."""
+
+    env_id: str
+    kind: str
+    observation_space: gym.Space
+    action_space: gym.Space
+
+
+#: Observation spaces stable-baselines3's policies take (a Dict of them too).
+_SB3_OBSERVATIONS = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete,
+                     gym.spaces.MultiBinary)
+
+
+def check_agent_fits(agent: str, config: PPOConfig | SB3Config, env: EnvFacts) -> None:
+    """Refuse an agent whose config needs what ``env`` lacks, naming both and what to do.
+
+    What each config needs:
+
+    - ``PPOConfig``: ``centralised_critic`` (MAPPO) and ``communication`` need a multi-agent
+      environment; ``encoder_kwargs`` (a GNN ``model``, ``flat``, ``node_head``, ``readout``...)
+      need graph observations. Umbra's PPO takes any action space its heads know, and every
+      agent runs on multi-agent tasks (the agents share one policy).
+    - ``SB3Config``: a single-agent environment, an action space of the algorithm's
+      (:data:`agents.sb3.SB3_ACTION_SPACES`: MaskablePPO needs discrete actions) and
+      observations its policies take (Box, Discrete, MultiDiscrete, MultiBinary or a Dict of
+      them).
+
+    Raises:
+        ValueError: the agent does not fit ``env``.
+    """
+    if isinstance(config, PPOConfig):
+        multi = env.kind == "multi-agent"
+        if config.centralised_critic and not multi:
+            _refuse(agent, "a multi-agent environment (its critic sees the global state: "
+                    "centralised_critic=True)", f"is {env.kind}", env, _ids_of("multi-agent"),
+                    "'ippo' or 'ppo'")
+        if config.communication is not None and not multi:
+            _refuse(agent, "a multi-agent environment (its agents pass messages: "
+                    f"communication={config.communication!r})", f"is {env.kind}", env,
+                    _ids_of("multi-agent"), "'ppo'")
+        if config.encoder_kwargs and not is_graph_space(env.observation_space):
+            model = config.encoder_kwargs.get("model")
+            what = (f"a GNN encoder, model={model!r}" if model not in (None, FLAT)
+                    else f"encoder_kwargs={config.encoder_kwargs!r}")
+            _refuse(agent, f"graph observations ({what})",
+                    f"has {_space_text(env.observation_space)}", env, _ids_of("graph"),
+                    "'ppo' (or drop encoder_kwargs)")
+        node_head = config.encoder_kwargs.get("node_head", True) and config.encoder_kwargs.get(
+            "model") != FLAT and wants_node_head(env.observation_space, env.action_space)
+        if config.thompson_policy and node_head:
+            raise ValueError(f"agent {agent!r} needs an action head whose last layer it can "
+                             "sample (thompson_policy=True), and the actions of "
+                             f"{env.env_id} name graph nodes, scored by a node head: add --set "
+                             "encoder_kwargs.node_head=false, or pick an agent such as 'ppo'")
+        return
+    if env.kind == "multi-agent":
+        _refuse(agent, "a single-agent environment (stable-baselines3 trains one agent per "
+                "copy)", f"is {env.kind}", env, _ids_of("single-agent")[:3], "'ippo' or 'mappo'")
+    module, class_name, _, _ = SB3_AGENTS[agent]
+    accepted = SB3_ACTION_SPACES[agent]
+    if not isinstance(env.action_space, accepted):
+        names = [space.__name__ for space in accepted]
+        wanted = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        fits = [a for a, spaces in SB3_ACTION_SPACES.items()
+                if isinstance(env.action_space, spaces)]
+        raise ValueError(f"agent {agent!r} needs {wanted} actions ({module}'s {class_name}); "
+                         f"{env.env_id} has {env.action_space}: pick "
+                         + (f"{' or '.join(repr(a) for a in fits)}, or " if fits else "")
+                         + "an Umbra agent such as 'ppo'")
+    spaces = (env.observation_space.spaces.values()
+              if isinstance(env.observation_space, gym.spaces.Dict) else [env.observation_space])
+    if not all(isinstance(space, _SB3_OBSERVATIONS) for space in spaces):
+        raise ValueError(f"agent {agent!r} needs Box, Discrete, MultiDiscrete or MultiBinary "
+                         f"observations or a Dict of them (stable-baselines3's policies); "
+                         f"{env.env_id} observes {env.observation_space}: pick an Umbra agent "
+                         "such as 'ppo'")
+
+
+def _refuse(agent: str, needs: str, has: str, env: EnvFacts, fitting: list[str],
+            instead: str) -> None:
+    raise ValueError(f"agent {agent!r} needs {needs}; {env.env_id} {has}: pick an environment "
+                     f"such as {', '.join(fitting)}, or an agent such as {instead}")
+
+
+def _ids_of(kind: str) -> list[str]:
+    """The native ids of ``kind`` (``single-agent``, ``multi-agent``, ``graph``)."""
+    return [env_id for env_id in envs.list_ids() if envs.spec(env_id).kind == kind]
+
+
+def _check_field(key: str, fields: list[str], owner: str, where: str) -> None:
+    if key not in fields:
+        close = difflib.get_close_matches(key, fields, n=3)
+        hint = (f"did you mean {', '.join(repr(c) for c in close)}?" if close
+                else f"known fields: {', '.join(fields)}")
+        raise ValueError(f"unknown {owner} field {key!r} {where}; {hint}")
+
+
+def _space_text(space: gym.Space) -> str:
+    """A short description of a space: ``Box of shape (4,)``, ``Dict with x, edge_index``."""
+    if isinstance(space, gym.spaces.Box):
+        return f"Box observations of shape {space.shape}"
+    if isinstance(space, gym.spaces.Dict):
+        return f"Dict observations with {', '.join(space.spaces)}"
+    return f"{space} observations"
+
+
+def _set_dotted(config: Any, dotted: dict[str, Any]) -> Any:
+    """``config`` with entries of its dict fields set by dotted keys (``core_kwargs.window``)."""
+    data = config.to_dict()
+    owner = type(config).__name__
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    for key, value in dotted.items():
+        path = key.split(".")
+        if not all(path):
+            raise ValueError(f"--set {key}: a dotted key needs a name between every two dots")
+        if isinstance(config, SB3Config) and path[0] not in fields:
+            path = ["hyperparams", *path]  # an argument of the algorithm
+        _check_field(path[0], list(fields), owner, f"(--set {key})")
+        node = data
+        for depth, part in enumerate(path[:-1]):
+            if node.get(part) is None:
+                node[part] = {}
+            if not isinstance(node[part], dict):
+                where = ".".join(path[: depth + 1])
+                raise ValueError(f"--set {key}: {owner}.{where} is {node[part]!r}, not a table "
+                                 f"of options; set it whole with --set {where}=VALUE")
+            node = node[part]
+        node[path[-1]] = value
+    return type(config).from_dict(data)
 
 
 # ---------------------------------------------------------------------------------- one trial
@@ -468,7 +660,9 @@ def describe(outcome: TrialOutcome) -> str:
 
 
 # ---------------------------------------------------------------------------------- learning
-def _graph_task_config(trial: Trial, device: str | None) -> GraphTaskConfig:
+def _graph_task_config(
+    trial: Trial, device: str | None, overrides: dict[str, Any] | None = None
+) -> GraphTaskConfig:
     """The :class:`GraphTaskConfig` of a learning trial (see the module docstring)."""
     if trial.env_id not in TASKS:
         close = difflib.get_close_matches(trial.env_id, list(TASKS), n=3)
@@ -479,14 +673,14 @@ def _graph_task_config(trial: Trial, device: str | None) -> GraphTaskConfig:
         raise ValueError(f"num_envs does not apply to the learning task {trial.env_id}; set "
                          "num_envs on the RL environments' [[envs]] tables instead of the top "
                          "level")
-    overrides: dict[str, Any] = {**trial.config, "seed": trial.seed}
+    settings: dict[str, Any] = {**trial.config, "seed": trial.seed}
     if trial.steps is not None:
-        overrides["epochs"] = trial.steps
+        settings["epochs"] = trial.steps
     if trial.env_kwargs:
-        overrides["task_kwargs"] = dict(trial.env_kwargs)
+        settings["task_kwargs"] = dict(trial.env_kwargs)
     if device is not None:
-        overrides["device"] = device
-    return graph_task_config(trial.agent, trial.env_id, **overrides)
+        settings["device"] = device
+    return graph_task_config(trial.agent, trial.env_id, **{**settings, **(overrides or {})})
 
 
 def train_learning_task(

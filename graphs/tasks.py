@@ -49,6 +49,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import one_hot, stochastic_blockmodel_graph
 
+from agents.configs import check_field_types
 from envs.core import resolve_device
 from graphs.encoders import MODELS, READOUTS, GraphEncoder
 
@@ -862,6 +863,7 @@ class GraphTaskConfig:
     """``"cpu"``, ``"cuda"`` or ``"auto"``."""
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # "GraphTaskConfig.lr must be a float, got 'fast' (str)"
         _check_choice("learning task", self.task_id, list(TASKS))
         _check_choice("model", self.model, list(MODELS))
         _check_choice("head", self.head, list(HEADS))
