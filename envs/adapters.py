@@ -710,7 +710,12 @@ class GymnasiumToBatched(BatchedEnv):
     (``x``, ``edge_index``, ``node_mask``, ``edge_mask``, and ``edge_attr`` when the Graph has an
     edge space; see :class:`GraphPadding`), padded to ``max_nodes`` nodes and ``max_edges``
     edges, so Umbra's policies pick their GNN encoder for it. A graph larger than that is a
-    ``ValueError`` naming the option to raise. Actions are tensors on ``device`` of shape
+    ``ValueError`` naming the option to raise. A ``Discrete(n)`` action that names one of the
+    graph's nodes gets Umbra's node head (one logit per node from its GNN embedding) on its own
+    when ``max_nodes = n``; under the default 64 slots, ask for it with ``encoder_kwargs=
+    {"node_head": True}`` (the padding is not changed unasked: ``Discrete(n)`` may as well be a
+    class or a direction, and graphs of more than ``n`` nodes would then fail). Actions are
+    tensors on ``device`` of shape
     ``[num_envs, *action_shape]``, int64 for discrete spaces, floating for boxes, and are always
     checked (the numpy conversion synchronises anyway).
 
