@@ -70,7 +70,9 @@ class PPOConfig:
     """Options of the graph encoder for graph observations: ``model`` (gcn, gat, gatv2, gin,
     sage, or ``flat``: an MLP over the flattened padding, the no-GNN baseline), ``num_layers``,
     ``readout`` (mean, max, attention), and ``node_head`` (default: on wherever the action is a
-    node slot, ``Discrete(N_max)``; false scores the actions from the graph embedding alone)."""
+    node slot, ``Discrete(N_max)``; true also for a ``Discrete(n)`` action naming one of the
+    first ``n`` of more slots, e.g. a third-party graph env under the adapter's 64; false scores
+    the actions from the graph embedding alone; see ``agents.policies.ActorCritic``)."""
     communication: str | dict[str, Any] | None = None
     """Multi-agent only: message passing between the agents of each copy before the memory core
     (``graphs.AgentCommunication``); None: no communication. A GNN model name (gcn, gat, gatv2,
