@@ -243,7 +243,7 @@ def _run_suite(suite: Suite, args: argparse.Namespace) -> int:
     if args.backend == "ray":
         try:
             backend = RayBackend(args.address, gpus_per_trial=1.0 if args.device == "cuda" else 0.0)
-        except ImportError as err:
+        except (ImportError, ConnectionError) as err:  # Ray missing; no cluster at --address
             raise UsageError(str(err)) from None
     runner.write_suite_file(root / suite.name, suite)
     tensorboard_views.write_layout(root / suite.name)
@@ -289,8 +289,9 @@ def _run_throughput(suite: ThroughputSuite, args: argparse.Namespace) -> int:
     try:
         summary = run_throughput(suite, args.logdir, device=args.device)
     except KeyboardInterrupt:
-        raise Interrupted("the throughput suite always starts fresh (no --resume): run the same "
-                          "command again; its timings are only comparable within one run") from None
+        raise Interrupted("the throughput suite cannot continue where it stopped (its timings "
+                          "compare runs made together): run the same command again to start it "
+                          "fresh") from None
     print()
     print(markdown(summary))
     print(f"written: {Path(args.logdir) / suite.name / 'throughput.json'} and report.md")

@@ -48,7 +48,9 @@ return), so one suite can compare agents across both kinds of task. Since top-le
 
 Loading checks the file's structure: an unknown key is an error naming the closest known key, a
 wrong type an error naming the expected one. Whether the environment ids, agents and PPO options
-exist is checked by :func:`benchmarks.runner.check_trials` before anything runs.
+exist, whether their values have their fields' types and whether each agent fits its environment
+(:func:`benchmarks.runner.check_agent_fits`) is checked by :func:`benchmarks.runner.check_trials`
+before anything runs.
 """
 
 from __future__ import annotations

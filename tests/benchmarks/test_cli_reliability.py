@@ -212,7 +212,7 @@ def test_ctrl_c_in_the_throughput_suite_does_not_advise_resume(tmp_path, capsys,
     monkeypatch.setattr(benchmarks.throughput, "run_throughput", interrupted)
     code, _, err = run_cli(["--suite", "throughput", "--logdir", str(tmp_path)], capsys)
     assert code == 130
-    assert "--resume" not in err.replace("no --resume", "")
+    assert "--resume" not in err
     assert "run the same command again" in err
 
 
