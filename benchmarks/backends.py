@@ -25,6 +25,8 @@ import multiprocessing
 import os
 import queue
 import signal
+import socket
+import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +156,8 @@ class RayBackend:
 
     Raises:
         ImportError: Ray is not installed, with the command that installs it.
+        ConnectionError: no Ray cluster answers at ``address`` (:func:`check_ray_address`), or
+            ``ray.init`` failed to connect to it (in about 40 s); one line.
     """
 
     def __init__(self, address: str | None = None, cpus_per_trial: float = 1.0,
@@ -168,7 +172,8 @@ class RayBackend:
         self._ray = ray
         self._started_here = not ray.is_initialized()
         if self._started_here:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            address = check_ray_address(address)
+            _init_ray(ray, address)
         self._progress = ray.remote(num_cpus=0)(ProgressLog).remote()
         self._task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
                                 max_retries=0)(_run_ray_job)
@@ -196,6 +201,96 @@ class RayBackend:
         self._ray.kill(self._progress)
         if self._started_here:
             self._ray.shutdown()
+
+
+#: Seconds :func:`check_ray_address` waits for a TCP connection to the cluster.
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def check_ray_address(address: str | None, timeout: float = RAY_CONNECT_TIMEOUT_S) -> str | None:
+    """The address ``ray.init`` should connect to, checked to answer within ``timeout`` seconds.
+
+    ``ray.init`` itself answers a missing cluster with a long traceback (``"auto"``) or retries
+    for more than ten minutes (an address where nothing listens); this fails in seconds instead.
+
+    Args:
+        address: ``None`` (``RAY_ADDRESS`` if set, else a new local instance), ``"auto"``
+            (``RAY_ADDRESS``, else the cluster ``ray start`` left on this machine),
+            ``"host:port"`` or ``"ray://host:port"`` (Ray Client).
+        timeout: Seconds to wait for the TCP connection.
+
+    Returns:
+        The address to pass to ``ray.init``; ``None`` to start a local instance.
+
+    Raises:
+        ConnectionError: no cluster found or none answers, in one line that says what to do.
+    """
+    from_env = os.environ.get("RAY_ADDRESS") or None
+    if address is None and from_env is None:
+        return None
+    if address in (None, "auto"):
+        where = "RAY_ADDRESS" if from_env else "--address auto"
+        target = from_env if from_env not in (None, "auto") else _local_ray_cluster()
+        if target is None:
+            raise ConnectionError(
+                f"{where}: no Ray cluster is running on this machine; start one with "
+                "`ray start --head`, pass --address HOST:PORT, or leave out --address (and "
+                "RAY_ADDRESS) to start a local Ray instance for this run")
+    else:
+        where, target = f"--address {address}", address
+    host, _, port = target.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    if not host or not port.isdigit():
+        raise ConnectionError(f"{where}: expected auto, HOST:PORT or ray://HOST:PORT, got "
+                              f"{target!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        reason = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise ConnectionError(
+            f"{where}: no Ray cluster answers at {host}:{port} ({reason} within {timeout:g} s); "
+            "check the address and that the cluster is up (`ray status`), or leave out "
+            "--address to start a local Ray instance") from None
+    return target
+
+
+def _local_ray_cluster() -> str | None:
+    """The cluster ``ray start`` recorded on this machine (``/tmp/ray/ray_current_cluster``, or a
+    running GCS process), as Ray itself finds it for ``"auto"``; ``None`` when there is none."""
+    try:
+        from ray._private.services import get_ray_address_from_environment
+    except ImportError:  # a Ray without that helper: read the file it would read
+        temp = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
+        path = Path(temp) / "ray" / "ray_current_cluster"
+        return (path.read_text(encoding="utf-8").strip() or None) if path.is_file() else None
+    try:
+        return get_ray_address_from_environment("auto", None)
+    except ConnectionError:
+        return None
+
+
+def _init_ray(ray: Any, address: str | None) -> None:
+    """``ray.init(address)``, trying a cluster's GCS once rather than 20 times.
+
+    Each attempt of ``ray.init`` to reach the GCS of an existing cluster takes about 40 s when
+    something answers at the address that is not a Ray GCS, and Ray makes 20 of them; its
+    setting ``RAY_gcs_server_port_wait_time_s`` (honoured when the user set it) bounds their
+    number.
+
+    Raises:
+        ConnectionError: Ray could not connect, in one line.
+    """
+    bound = address is not None and "RAY_gcs_server_port_wait_time_s" not in os.environ
+    if bound:
+        os.environ["RAY_gcs_server_port_wait_time_s"] = "1"
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, TimeoutError, RuntimeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConnectionError(f"ray.init(address={address!r}) failed: {first}") from None
+    finally:
+        if bound:
+            os.environ.pop("RAY_gcs_server_port_wait_time_s", None)
 
 
 class ProgressLog:
