@@ -202,9 +202,7 @@ class BatchedEnv:
                 raise TypeError(f"seed must be an int or None, got {seed!r}")
             self.generator.manual_seed(int(seed))
         self._reset_copies(self._all, options)
-        self._episode_return.zero_()
-        self._episode_length.zero_()
-        self._has_reset = True
+        self._start_episodes()
         return self._observe(), self._current_info()
 
     def step(
@@ -215,30 +213,76 @@ class BatchedEnv:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         actions = self._validate_actions(actions)
         reward, terminated = self._advance(actions)
-        self._episode_return += reward
-        self._episode_length += 1
         if self.max_episode_steps is None:
             truncated = torch.zeros_like(terminated)
-        else:
-            truncated = self._episode_length >= self.max_episode_steps
-        done = terminated | truncated
-        info = {
-            "final_obs": self._observe(),
-            "_final_obs": done,
-            **self._final_info(),
-            "episode_length": self._episode_length.clone(),
-            "_episode": done,
-        }
-        self._reset_copies(done)
-        ended = done.view(-1, *([1] * (self._episode_return.dim() - 1)))
-        self._episode_return.masked_fill_(ended, 0.0)
-        self._episode_length.masked_fill_(done, 0)
+        else:  # the length the episode reaches with this step
+            truncated = self._episode_length + 1 >= self.max_episode_steps
+        info = self._finish_step(reward, terminated, truncated, self._observe(), self._final_info())
+        self._reset_copies(info["_episode"])
         info.update(self._current_info())
         return self._observe(), reward, terminated, truncated, info
 
+    # ------------------------------------------------------------------ episode bookkeeping
+    # Native environments and the adapters of third-party ones (envs/interop) share these two
+    # methods, so that episode statistics mean the same everywhere.
+    def _start_episodes(self) -> None:
+        """Start a new episode in every copy: zero the statistics (``reset`` calls this)."""
+        self._episode_return.zero_()
+        self._episode_length.zero_()
+        self._has_reset = True
+
+    def _finish_step(
+        self,
+        reward: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+        final_obs: Obs,
+        final_info: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, Any]:
+        """Count one step into the running episodes; the ``info`` of the step's end.
+
+        Adds ``reward`` and one step to every copy's episode statistics, builds the ``info``
+        entries that describe the step's end, then zeroes the statistics of the copies that ended
+        (``terminated | truncated``). Resetting those copies themselves, and adding the info about
+        the state after the reset (:meth:`_current_info`), is left to the caller.
+
+        Args:
+            reward: The step's rewards, ``[N]`` float32 (``[N, A]`` with agents).
+            terminated: ``[N]`` bool.
+            truncated: ``[N]`` bool.
+            final_obs: Every copy's observation before the copies that ended are reset.
+            final_info: More info about the step's end (e.g. ``final_state``).
+
+        Returns:
+            ``final_obs``, its mask ``_final_obs`` (the copies that ended), the entries of
+            ``final_info``, the episode statistics of :meth:`_episode_info` and their mask
+            ``_episode`` (the same tensor as ``_final_obs``).
+        """
+        self._episode_return += reward
+        self._episode_length += 1
+        done = terminated | truncated
+        info = {
+            "final_obs": final_obs,
+            "_final_obs": done,
+            **(final_info or {}),
+            **self._episode_info(),
+            "_episode": done,
+        }
+        ended = done.view(-1, *([1] * (self._episode_return.dim() - 1)))
+        self._episode_return.masked_fill_(ended, 0.0)
+        self._episode_length.masked_fill_(done, 0)
+        return info
+
+    def _episode_info(self) -> dict[str, torch.Tensor]:
+        """The statistics of every copy's episode so far: ``episode_return``, ``episode_length``."""
+        return {
+            "episode_return": self._episode_return.clone(),
+            "episode_length": self._episode_length.clone(),
+        }
+
     def _final_info(self) -> dict[str, torch.Tensor]:
         """Info about the step's end, before the copies that ended are reset."""
-        return {"episode_return": self._episode_return.clone()}
+        return {}
 
     def _current_info(self) -> dict[str, torch.Tensor]:
         """Info about the current (after-reset) state, returned by ``reset`` and ``step``."""
@@ -522,10 +566,14 @@ class MultiAgentBatchedEnv(BatchedEnv):
         return info
 
     def _final_info(self) -> dict[str, torch.Tensor]:
+        return {"final_state": self._state()}
+
+    def _episode_info(self) -> dict[str, torch.Tensor]:
+        """``episode_return`` (mean over agents), ``agent_episode_return``, ``episode_length``."""
         return {
-            "final_state": self._state(),
             "episode_return": self._episode_return.mean(dim=1),
             "agent_episode_return": self._episode_return.clone(),
+            "episode_length": self._episode_length.clone(),
         }
 
     def __repr__(self) -> str:
