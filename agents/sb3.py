@@ -1,7 +1,7 @@
 """stable-baselines3 and sb3-contrib as Umbra agents: the baselines of every benchmark suite.
 
 Three agents train on any environment id that :func:`envs.make` accepts, through
-:class:`envs.adapters.BatchedToSB3VecEnv`:
+:class:`envs.interop.sb3.BatchedToSB3VecEnv`:
 
 - ``sb3-ppo``: stable-baselines3's ``PPO`` (``MlpPolicy``; ``MultiInputPolicy`` for Dicts);
 - ``sb3-recurrent-ppo``: sb3-contrib's ``RecurrentPPO`` (``MlpLstmPolicy``), the LSTM baseline;
@@ -240,7 +240,7 @@ def train(
     """
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from envs.adapters import BatchedToSB3VecEnv
+    from envs.interop.sb3 import BatchedToSB3VecEnv
 
     module, class_name, mlp_policy, dict_policy = SB3_AGENTS[config.agent]
     algorithm = getattr(importlib.import_module(module), class_name)
@@ -382,9 +382,9 @@ class GraphFeaturesExtractor(BaseFeaturesExtractor):
     """A stable-baselines3 features extractor for padded graph observations, by a PyG GNN.
 
     stable-baselines3 cannot batch ``gymnasium.spaces.Graph`` observations; Umbra's graph tasks
-    (and third-party Graph envs through :class:`envs.adapters.GymnasiumToBatched` /
-    :class:`envs.adapters.GraphPadding`) hand out the padded form of DESIGN.md contract 1
-    instead, a Dict of Boxes that SB3's ``MultiInputPolicy`` batches like any other. This
+    (and third-party Graph envs through :class:`envs.interop.gymnasium.GymnasiumToBatched` /
+    :class:`envs.interop.graph_padding.GraphPadding`) hand out the padded form of DESIGN.md
+    contract 1 instead, a Dict of Boxes that SB3's ``MultiInputPolicy`` batches like any other. This
     extractor embeds it with :class:`graphs.GraphEncoder` (GCN, GAT, GATv2, GIN or GraphSAGE with
     a mean / max / attention readout); SB3 hands every entry over as float32, which the encoder
     accepts (masks: non-zero = kept; ``edge_index`` is rounded).
@@ -419,7 +419,7 @@ class GraphFeaturesExtractor(BaseFeaturesExtractor):
     Example (sb3-contrib's ``MaskablePPO`` takes the same ``policy_kwargs``)::
 
         from stable_baselines3 import PPO
-        from envs.adapters import BatchedToSB3VecEnv
+        from envs.interop.sb3 import BatchedToSB3VecEnv
 
         venv = BatchedToSB3VecEnv(envs.make("umbra/GraphNavigation-v0", num_envs=4))
         model = PPO("MultiInputPolicy", venv, policy_kwargs={
@@ -444,7 +444,7 @@ class GraphFeaturesExtractor(BaseFeaturesExtractor):
             raise TypeError(
                 "GraphFeaturesExtractor needs the padded graph form: a Dict with 'x', "
                 f"'edge_index', 'node_mask' and 'edge_mask' entries, got {observation_space} (a "
-                "gymnasium.spaces.Graph env is padded by envs.adapters.GraphPadding)"
+                "gymnasium.spaces.Graph env is padded by envs.interop.graph_padding.GraphPadding)"
             )
         self.extra_keys = [k for k in observation_space.spaces if k not in GRAPH_KEYS]
         for key in self.extra_keys:

@@ -4,10 +4,15 @@ Native environments are registered here with :func:`register` (declaratively, in
 ``envs/__init__.py``) and also with Gymnasium under the ``umbra/`` namespace, so that
 ``gymnasium.make("umbra/CartPole-v0")`` gives a single-copy ``gymnasium.Env`` and
 ``gymnasium.make_vec("umbra/CartPole-v0", num_envs=8)`` a numpy vector env.
+
+The adapters of ``envs.interop`` are imported inside the functions that use them: they import
+this module (to name the environments they wrap), and an ecosystem (PettingZoo) is imported only
+when an environment of it is made.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import importlib
@@ -85,7 +90,7 @@ def _single_agent(env_id: str) -> None:
 
 
 def _gym_entry_point(env_id: str, **kwargs: Any) -> gym.Env:
-    from envs.adapters import BatchedToGymEnv
+    from envs.interop.gymnasium import BatchedToGymEnv
 
     _single_agent(env_id)
     kwargs.pop("render_mode", None)
@@ -93,7 +98,7 @@ def _gym_entry_point(env_id: str, **kwargs: Any) -> gym.Env:
 
 
 def _vector_entry_point(env_id: str, num_envs: int = 1, **kwargs: Any) -> gym.vector.VectorEnv:
-    from envs.adapters import BatchedToNumpyVecEnv
+    from envs.interop.gymnasium import BatchedToNumpyVecEnv
 
     _single_agent(env_id)
     kwargs.pop("render_mode", None)
@@ -106,6 +111,19 @@ def list_ids(kind: str | None = None) -> list[str]:
     if kind is None:
         return sorted(_REGISTRY)
     return sorted(env_id for env_id, native in _REGISTRY.items() if native.kind == kind)
+
+
+def registered_gym_spec(batched: BatchedEnv) -> gym.envs.registration.EnvSpec | None:
+    """Gymnasium's spec of the one native id registered for ``batched``'s class, if any.
+
+    The id must name the class without default arguments (an Easy/Hard variant does not name
+    it), and exactly one id may do so; otherwise ``None``. The adapters of ``envs.interop``
+    name the environments they wrap with it.
+    """
+    cls = type(batched)
+    entry_point = f"{cls.__module__}:{cls.__qualname__}"
+    matches = [i for i in list_ids() if spec(i).entry_point == entry_point and not spec(i).kwargs]
+    return copy.deepcopy(gym.spec(matches[0])) if len(matches) == 1 else None
 
 
 def spec(env_id: str) -> EnvSpec:
@@ -174,13 +192,14 @@ def make(
             their tensors are moved to ``device``.
         graph_padding: For third-party Gymnasium environments with ``gymnasium.spaces.Graph``
             observations: ``{"max_nodes": ..., "max_edges": ...}``, the sizes they are padded
-            to (default 64 and 256; see :class:`envs.adapters.GymnasiumToBatched`).
+            to (default 64 and 256; see :class:`envs.interop.gymnasium.GymnasiumToBatched`).
         **kwargs: Constructor arguments of the environment.
 
     Returns:
         A :class:`~envs.core.BatchedEnv` (third-party environments come wrapped in
-        :class:`envs.adapters.GymnasiumToBatched` or, for PettingZoo,
-        :class:`envs.adapters.PettingZooToBatched`, a :class:`~envs.core.MultiAgentBatchedEnv`).
+        :class:`envs.interop.gymnasium.GymnasiumToBatched` or, for PettingZoo,
+        :class:`envs.interop.pettingzoo.PettingZooToBatched`, a
+        :class:`~envs.core.MultiAgentBatchedEnv`).
 
     Raises:
         ValueError: unknown id, with the closest known ids; ``num_envs < 1``; a device that this
@@ -199,7 +218,7 @@ def make(
         check_kwargs(cls, kwargs, env_id)
         _no_padding(env_id, padding)
         return cls(num_envs=num_envs, device=device, **{**native.kwargs, **kwargs})
-    from envs.adapters import GymnasiumToBatched
+    from envs.interop.gymnasium import GymnasiumToBatched
 
     if ":" in env_id:
         target = load_entry_point(env_id)
@@ -272,7 +291,8 @@ def _from_factory(
     """Batch the environments that ``factory()`` returns, recognised by their type."""
     from pettingzoo import AECEnv, ParallelEnv
 
-    from envs.adapters import GymnasiumToBatched, PettingZooToBatched
+    from envs.interop.gymnasium import GymnasiumToBatched
+    from envs.interop.pettingzoo import PettingZooToBatched
 
     first = factory()
     fns = [lambda: first] + [factory] * (num_envs - 1)
@@ -302,8 +322,9 @@ def make_pettingzoo(env_id: str, parallel: bool = True, **kwargs: Any) -> Any:
         env_id: A native multi-agent id (``envs.list_ids("multi-agent")``), or
             ``"package.module:Name"`` naming a :class:`~envs.core.MultiAgentBatchedEnv` subclass
             or a callable returning a PettingZoo ``ParallelEnv`` (returned as it is).
-        parallel: ``True`` for a ``ParallelEnv`` (:class:`envs.adapters.BatchedToParallelEnv`),
-            ``False`` for an AEC env (PettingZoo's ``parallel_to_aec`` of it).
+        parallel: ``True`` for a ``ParallelEnv``
+            (:class:`envs.interop.pettingzoo.BatchedToParallelEnv`), ``False`` for an AEC env
+            (PettingZoo's ``parallel_to_aec`` of it).
         **kwargs: Constructor arguments (``num_agents``, ``device``, ...); not ``num_envs``.
 
     Raises:
@@ -312,7 +333,7 @@ def make_pettingzoo(env_id: str, parallel: bool = True, **kwargs: Any) -> Any:
     """
     from pettingzoo.utils.conversions import parallel_to_aec
 
-    from envs.adapters import BatchedToParallelEnv, PettingZooToBatched
+    from envs.interop.pettingzoo import BatchedToParallelEnv, PettingZooToBatched
 
     if "num_envs" in kwargs:
         raise TypeError(

@@ -24,11 +24,11 @@ def pettingzoo_factories(
 
     ``kwargs`` are the task's constructor arguments (``num_agents``, ``device``, ...); the
     factories build one copy (``num_envs=1``) and wrap it in
-    :class:`envs.adapters.BatchedToParallelEnv` (and PettingZoo's ``parallel_to_aec``).
+    :class:`envs.interop.pettingzoo.BatchedToParallelEnv` (and PettingZoo's ``parallel_to_aec``).
     """
 
     def parallel_env(**kwargs: Any) -> Any:
-        from envs.adapters import BatchedToParallelEnv
+        from envs.interop.pettingzoo import BatchedToParallelEnv
 
         if "num_envs" in kwargs:
             raise TypeError(

@@ -246,7 +246,7 @@ def test_a_gru_agent_learns_multi_discrete_actions_that_need_memory():
 def test_stable_baselines3_ppo_steps_the_same_envs_through_the_sb3_adapter():
     from stable_baselines3 import PPO
 
-    from envs.adapters import BatchedToSB3VecEnv
+    from envs.interop.sb3 import BatchedToSB3VecEnv
 
     for env_id in (f"{__name__}:MatchSymbols", f"{__name__}:CopyBits"):
         venv = BatchedToSB3VecEnv(envs.make(env_id, num_envs=4))

@@ -10,7 +10,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 import envs
 from agents.sb3 import GraphFeaturesExtractor
-from envs.adapters import BatchedToSB3VecEnv
+from envs.interop.sb3 import BatchedToSB3VecEnv
 
 torch.set_num_threads(1)
 

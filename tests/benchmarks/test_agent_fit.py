@@ -19,7 +19,7 @@ from agents.presets import AGENTS
 from benchmarks.run import main
 from benchmarks.runner import check_trials
 from benchmarks.suites import Trial
-from envs.adapters import BatchedToSB3VecEnv
+from envs.interop.sb3 import BatchedToSB3VecEnv
 
 #: One environment of each kind: single-agent with Discrete actions, Box actions, multi-agent,
 #: graph observations.

@@ -14,7 +14,7 @@ from agents import sb3
 from benchmarks.run import main
 from benchmarks.runner import RESULT_KEYS, THRESHOLD_KEYS, check_trials
 from benchmarks.suites import Trial
-from envs.adapters import BatchedToSB3VecEnv
+from envs.interop.sb3 import BatchedToSB3VecEnv
 
 
 @pytest.mark.parametrize("agent", list(sb3.SB3_AGENTS))

@@ -16,8 +16,9 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 import envs
-from envs.adapters import BatchedToGymEnv, BatchedToSB3VecEnv, GymnasiumToBatched
 from envs.classic import CartPole
+from envs.interop.gymnasium import BatchedToGymEnv, GymnasiumToBatched
+from envs.interop.sb3 import BatchedToSB3VecEnv
 
 INFO_KEYS = {"final_obs", "_final_obs", "episode_return", "episode_length", "_episode"}
 

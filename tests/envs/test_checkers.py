@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
-from envs.adapters import BatchedToGymEnv, BatchedToNumpyVecEnv
+from envs.interop.gymnasium import BatchedToGymEnv, BatchedToNumpyVecEnv
 
 #: Warnings about an environment's design rather than its API: Pendulum's torque range [-2, 2] is
 #: Gymnasium's own Pendulum-v1, which both checkers would rather see normalised to [-1, 1].

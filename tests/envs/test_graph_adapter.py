@@ -9,7 +9,8 @@ import torch
 from gymnasium import spaces
 
 import envs
-from envs.adapters import GraphPadding, GymnasiumToBatched
+from envs.interop.graph_padding import GraphPadding
+from envs.interop.gymnasium import GymnasiumToBatched
 
 torch.set_num_threads(1)
 

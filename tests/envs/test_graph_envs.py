@@ -23,10 +23,11 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
-from envs.adapters import BatchedToGymEnv, BatchedToNumpyVecEnv, BatchedToSB3VecEnv
 from envs.graph.cover import MinVertexCover
 from envs.graph.navigation import GraphNavigation
 from envs.graph.random_graphs import random_connected_graphs
+from envs.interop.gymnasium import BatchedToGymEnv, BatchedToNumpyVecEnv
+from envs.interop.sb3 import BatchedToSB3VecEnv
 
 GRAPH_IDS = ["umbra/GraphNavigation-v0", "umbra/MinVertexCover-v0"]
 #: SB3's checker recommends 1-D Box observations; the padded graph form is 2-D by contract

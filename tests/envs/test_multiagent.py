@@ -14,8 +14,9 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 import envs
-from envs.adapters import BatchedToGymEnv, BatchedToParallelEnv, PettingZooToBatched
 from envs.core import MultiAgentBatchedEnv
+from envs.interop.gymnasium import BatchedToGymEnv
+from envs.interop.pettingzoo import BatchedToParallelEnv, PettingZooToBatched
 from envs.multiagent import private_info, pursuit, spread
 from envs.multiagent.private_info import PrivateSum
 from envs.multiagent.pursuit import Pursuit

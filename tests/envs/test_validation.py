@@ -12,8 +12,9 @@ import pytest
 import torch
 
 import envs
-from envs.adapters import BatchedToGymEnv, BatchedToSB3VecEnv, GymnasiumToBatched
 from envs.core import BatchedEnv
+from envs.interop.gymnasium import BatchedToGymEnv, GymnasiumToBatched
+from envs.interop.sb3 import BatchedToSB3VecEnv
 
 NUM_ENVS = 2
 #: Native id and the Gymnasium id with the same action space, per action kind.
