@@ -1,7 +1,7 @@
 """Bayesian linear heads: Pyro models with an autoguide, trained inside a torch optimiser.
 
-Both heads share one base, :class:`BayesianHead` (priors, guide, Pyro naming, state dicts and
-the closed forms below), and differ only in their likelihood on ``f(x) = W x + b``:
+Both heads share one base, :class:`BayesianHead` (priors, guide and the closed forms below), and
+differ only in their likelihood on ``f(x) = W x + b``:
 
 - :class:`BayesianLinear`, a regression head (e.g. a value head)::
 
@@ -35,18 +35,20 @@ differentiable in the guide's parameters:
   ``eps`` (:meth:`BayesianHead.sample_noise`), so an update recomputes the very weights a
   rollout sampled.
 
-State dicts do not depend on the head's Pyro name: the name segment of the guide's keys is
-written as ``head`` (``guide.locs.head.weight_unconstrained``), in the head's own state dict and
-in any parent module's, and is mapped back on loading. A checkpoint therefore loads into a head
-of any name (strictly), e.g. into the freshly named head of a resumed run.
+Parameters are the head's own: every head is built and called with Pyro's module-local
+parameters (``pyro.settings.context(module_local_params=True)``, the previous setting restored
+after each call), so its guide's parameters are plain ``nn.Parameter`` objects that never go
+through Pyro's global param store, and two heads never share them. Every head can therefore
+carry the same Pyro name, ``head`` (sample sites ``head.weight``, ``head.bias``, ``head.obs``;
+guide keys ``guide.locs.head.weight_unconstrained``...): a state dict loads strictly into any
+head of the same shape, in any process, and ``copy.deepcopy`` and pickling work as for any
+``nn.Module``. The setting is process-wide while a head's Pyro code runs, so do not run other
+Pyro code in another thread at the same time.
 """
 
 from __future__ import annotations
 
-import gc
-import itertools
 import math
-import weakref
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -68,76 +70,34 @@ __all__ = [
     "train_bayesian_head",
 ]
 
-_LIVE_HEADS: weakref.WeakValueDictionary[str, BayesianHead] = weakref.WeakValueDictionary()
-_COUNTER = itertools.count()
-# Stands for the head's Pyro name in state-dict keys, so checkpoints are name-independent.
-_STATE_DICT_TOKEN = "head"
+
+class _ModuleLocalParams:
+    """Mixin for a ``PyroModule``: every call runs with Pyro's module-local parameters."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with pyro.settings.context(module_local_params=True):
+            return super().__call__(*args, **kwargs)
 
 
-def _unique_default_name(stem: str) -> str:
-    while True:
-        name = f"{stem}_{next(_COUNTER)}"
-        if name not in _LIVE_HEADS:
-            return name
+class _Guide(_ModuleLocalParams, AutoNormal):
+    """:class:`~pyro.infer.autoguide.AutoNormal`, called with module-local parameters."""
 
 
-def _rename_site_segment(state_dict: dict[str, Any], prefix: str, old: str, new: str) -> None:
-    """Rename ``<prefix>guide.{locs,scales}.<old>[.*]`` to ``...<new>[.*]`` in place.
-
-    Keys keep their order; the ``_metadata`` entries of the renamed submodules follow them.
-    """
-    if old == new:
-        return
-    stems = [f"{prefix}guide.{group}." for group in ("locs", "scales")]
-
-    def renamed(key: str) -> str:
-        for stem in stems:
-            site = stem + old
-            if key == site or key.startswith(site + "."):
-                return stem + new + key[len(site) :]
-        return key
-
-    items = [(renamed(key), value) for key, value in state_dict.items()]
-    state_dict.clear()
-    state_dict.update(items)
-    metadata = getattr(state_dict, "_metadata", None)
-    if metadata is not None:
-        for key in [k for k in metadata if renamed(k) != k]:
-            metadata[renamed(key)] = metadata.pop(key)
-
-
-def _state_dict_hook(module: BayesianHead, state_dict: dict, prefix: str, _metadata: dict) -> None:
-    _rename_site_segment(state_dict, prefix, module.name, _STATE_DICT_TOKEN)
-
-
-def _load_state_dict_pre_hook(
-    module: BayesianHead, state_dict: dict, prefix: str, *_args: Any
+def _load_legacy_keys(
+    module: nn.Module, state_dict: dict[str, Any], prefix: str, *_args: Any
 ) -> None:
-    # Runs before the guide's own loading, so strict key checks see the head's real names.
-    # Keys written with the real name (checkpoints from before this mapping) pass unchanged.
-    _rename_site_segment(state_dict, prefix, _STATE_DICT_TOKEN, module.name)
+    """Rename ``guide.{locs,scales}.<name>.*`` to ``...head.*`` when the latter is absent.
 
-
-def _load_state_dict_post_hook(module: BayesianHead, incompatible_keys: Any) -> None:
-    # Report missing keys as the checkpoint spells them (the guide's loading used the real name).
-    for i, key in enumerate(incompatible_keys.missing_keys):
-        for group in ("locs", "scales"):
-            site = f"guide.{group}.{module.name}."
-            if key.startswith(site) or f".{site}" in key:
-                start = key.rindex(site)
-                stem = f"guide.{group}.{_STATE_DICT_TOKEN}."
-                incompatible_keys.missing_keys[i] = key[:start] + stem + key[start + len(site) :]
-
-
-def _rebuild_head(
-    cls: type[BayesianHead], kwargs: dict[str, Any], name: str, state: dict, training: bool
-) -> BayesianHead:
-    """Unpickle or deep-copy a head: a fresh head of the same name when free, else a new one."""
-    if name in _LIVE_HEADS:
-        gc.collect()
-    head = cls(**kwargs, name=None if name in _LIVE_HEADS else name)
-    head.load_state_dict(state)
-    return head.train(training)
+    Checkpoints written before every head was named ``head`` carry the head's own Pyro name
+    there.
+    """
+    for group in ("locs", "scales"):
+        stem = f"{prefix}guide.{group}."
+        for key in [k for k in state_dict if k.startswith(stem)]:
+            name, _, leaf = key[len(stem) :].partition(".")
+            new = f"{stem}head.{leaf}"
+            if name != "head" and "." not in leaf and new not in state_dict:
+                state_dict[new] = state_dict.pop(key)
 
 
 class GuideParams(NamedTuple):
@@ -171,7 +131,7 @@ class PredictiveUncertainty(NamedTuple):
     mutual_information: torch.Tensor
 
 
-class BayesianHead(PyroModule[nn.Linear]):
+class BayesianHead(_ModuleLocalParams, PyroModule):
     r"""Base of the Bayesian linear heads: Normal priors, a mean-field guide, closed forms.
 
     .. math::
@@ -181,94 +141,48 @@ class BayesianHead(PyroModule[nn.Linear]):
     with a likelihood on :math:`f(x)` chosen by the subclass (:class:`BayesianLinear`,
     :class:`BayesianClassifier`). The guide is an :class:`~pyro.infer.autoguide.AutoNormal`
     stored as ``self.guide``: :math:`q(W_{oi}) = \mathcal N(\mu_{oi}, s_{oi}^2)`,
-    :math:`q(b_o) = \mathcal N(\nu_o, t_o^2)`. Every Pyro name (sample sites and guide
-    parameters) starts with ``name``, so two heads never share parameters through Pyro's global
-    param store; constructing a second live head with the same name raises. The guide is set up
-    in ``__init__`` (so ``parameters()`` and ``load_state_dict`` work at once); put the head
-    inside plain ``nn.Module`` parents, not inside another ``PyroModule``, which would rename it
-    after use. ``state_dict`` keys do not contain the name (see the module docstring).
+    :math:`q(b_o) = \mathcal N(\nu_o, t_o^2)`. The guide is set up in ``__init__`` (so
+    ``parameters()`` and ``load_state_dict`` work at once); put the head inside plain
+    ``nn.Module`` parents, not inside another ``PyroModule``, which would rename it. Parameters,
+    Pyro names and state dicts: see the module docstring.
 
-    ``copy.deepcopy`` and pickling rebuild a head through its constructor and state dict; a copy
-    in the same process gets a new default name.
-
-    Subclasses define ``_likelihood``, ``_check_target``, ``_dummy_target`` and
-    ``_init_kwargs`` and call ``self._build_guide()`` at the end of their ``__init__``.
+    Subclasses define ``_likelihood``, ``_check_target`` and ``_dummy_target`` and call
+    ``self._build_guide()`` at the end of their ``__init__``.
 
     Args:
         in_features: Input size.
         out_features: Output size.
         prior_scale: Standard deviation :math:`\sigma_p` of the Normal priors (default 1.0).
-        name: Prefix of every Pyro name of this head; ``None`` picks a unique
-            ``"<default_stem>_<k>"``.
     """
 
-    default_stem = "bayes_head"
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        prior_scale: float = 1.0,
-        name: str | None = None,
-    ) -> None:
+    def __init__(self, in_features: int, out_features: int, prior_scale: float = 1.0) -> None:
         if in_features < 1 or out_features < 1:
             raise ValueError(
                 f"in_features and out_features must be >= 1, got {in_features}, {out_features}."
             )
         if not prior_scale > 0:
             raise ValueError(f"prior_scale must be > 0, got {prior_scale}.")
-        if name is None:
-            name = _unique_default_name(self.default_stem)
-        if not isinstance(name, str) or not name or "." in name:
-            raise ValueError(f"name must be a non-empty string without dots, got {name!r}.")
-        if name in _LIVE_HEADS:
-            gc.collect()  # a deleted head lingers until its cycle with its guide is collected
-        if name in _LIVE_HEADS:
-            raise ValueError(
-                f"a Bayesian head named {name!r} already exists in this process; two heads with "
-                "one name would share parameters through Pyro's param store. Pick another name "
-                "or delete the old head first."
-            )
-        super().__init__(in_features, out_features)
-        self._pyro_name = name
+        with pyro.settings.context(module_local_params=True):
+            super().__init__(name="head")
+        self.in_features = in_features
+        self.out_features = out_features
         self.prior_scale = float(prior_scale)
-        # Priors replace nn.Linear's deterministic weight and bias.
         self.weight = PyroSample(
             dist.Normal(0.0, self.prior_scale).expand([out_features, in_features]).to_event(2)
         )
         self.bias = PyroSample(
             dist.Normal(0.0, self.prior_scale).expand([out_features]).to_event(1)
         )
-        self._register_state_dict_hook(_state_dict_hook)
-        self._register_load_state_dict_pre_hook(_load_state_dict_pre_hook, with_module=True)
-        self.register_load_state_dict_post_hook(_load_state_dict_post_hook)
+        self.register_load_state_dict_pre_hook(_load_legacy_keys)
 
     def _build_guide(self) -> None:
         """Create the guide's parameters now, so optimisers and ``load_state_dict`` see them."""
-        # Drop stale store entries (e.g. from a deleted head of the same name) so this head uses
-        # its own tensors.
-        store = pyro.get_param_store()
-        for key in list(store.keys()):
-            if key.startswith(self.name + "."):
-                del store[key]
-        self.guide = AutoNormal(self)
+        with pyro.settings.context(module_local_params=True):
+            self.guide = _Guide(self)
         with pyro.poutine.block(), torch.no_grad():
             self.guide(torch.zeros(1, self.in_features), self._dummy_target())
-        _LIVE_HEADS[self.name] = self
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # PyroModule[nn.Linear] would unpickle (and deep-copy) into a bare PyroLinear. Rebuild
-        # through the constructor instead: the copy gets its own guide and Pyro name (the same
-        # name when it is free, e.g. in another process) and the state of this head. Other
-        # attributes set on the instance are not carried.
-        state = self.state_dict()
-        return _rebuild_head, (type(self), self._init_kwargs(), self.name, state, self.training)
 
     # ---- subclass interface -------------------------------------------------------------------
-
-    def _init_kwargs(self) -> dict[str, Any]:
-        """Constructor arguments other than ``name``, to rebuild the head."""
-        raise NotImplementedError
 
     def _likelihood(self, f: torch.Tensor) -> dist.TorchDistribution:
         """The distribution of the targets of a batch given ``f = W x + b`` ``[..., B, out]``."""
@@ -282,11 +196,6 @@ class BayesianHead(PyroModule[nn.Linear]):
         raise NotImplementedError
 
     # ---- Pyro model and loss ------------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        """The prefix of every Pyro name of this head."""
-        return self._pyro_name
 
     def _check_x(self, x: torch.Tensor, any_leading: bool = False) -> None:
         ok = isinstance(x, torch.Tensor) and x.ndim >= 1 and x.shape[-1] == self.in_features
@@ -321,7 +230,7 @@ class BayesianHead(PyroModule[nn.Linear]):
         # The batch is one event (no plate): the guide then has no plate whose size could be
         # frozen at set-up, and the N / B scaling is explicit.
         with pyro.poutine.scale(scale=scale):
-            pyro.sample(f"{self.name}.obs", self._likelihood(f), obs=target)
+            pyro.sample("head.obs", self._likelihood(f), obs=target)
         return f
 
     def loss(
@@ -362,10 +271,13 @@ class BayesianHead(PyroModule[nn.Linear]):
     # ---- the guide as tensors -----------------------------------------------------------------
 
     def loc_and_scale(self) -> GuideParams:
-        """The guide's locations and scales as differentiable tensors (a :class:`GuideParams`)."""
-        w_loc, w_scale = self.guide._get_loc_and_scale(f"{self.name}.weight")
-        b_loc, b_scale = self.guide._get_loc_and_scale(f"{self.name}.bias")
-        return GuideParams(w_loc, w_scale, b_loc, b_scale)
+        """The guide's locations and scales as differentiable tensors (a :class:`GuideParams`).
+
+        Read from the guide's ``locs`` and ``scales`` modules: the constrained values of its
+        parameters (the scales are ``softplus`` of the unconstrained ones).
+        """
+        locs, scales = self.guide.locs.head, self.guide.scales.head
+        return GuideParams(locs.weight, scales.weight, locs.bias, scales.bias)
 
     def sample_noise(
         self, sample_shape: int | Sequence[int] = (), generator: torch.Generator | None = None
@@ -469,8 +381,8 @@ class BayesianHead(PyroModule[nn.Linear]):
 
     def extra_repr(self) -> str:
         return (
-            f"name={self.name!r}, in_features={self.in_features}, "
-            f"out_features={self.out_features}, prior_scale={self.prior_scale}"
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"prior_scale={self.prior_scale}"
         )
 
 
@@ -488,8 +400,6 @@ class BayesianLinear(BayesianHead):
         out_features: Output size.
         prior_scale: Standard deviation :math:`\sigma_p` of the Normal priors (default 1.0).
         noise_scale: Fixed observation noise :math:`\sigma_y` of the likelihood (default 0.1).
-        name: Prefix of every Pyro name of this head; ``None`` picks a unique
-            ``"bayes_linear_<k>"``. State dicts do not depend on it.
 
     Shapes:
         - ``x``: ``[B, in_features]``
@@ -497,29 +407,18 @@ class BayesianLinear(BayesianHead):
         - :meth:`predict` returns mean and std of shape ``[B, out_features]``.
     """
 
-    default_stem = "bayes_linear"
-
     def __init__(
         self,
         in_features: int,
         out_features: int,
         prior_scale: float = 1.0,
         noise_scale: float = 0.1,
-        name: str | None = None,
     ) -> None:
         if not noise_scale > 0:
             raise ValueError(f"noise_scale must be > 0, got {noise_scale}.")
-        super().__init__(in_features, out_features, prior_scale, name)
+        super().__init__(in_features, out_features, prior_scale)
         self.noise_scale = float(noise_scale)
         self._build_guide()
-
-    def _init_kwargs(self) -> dict[str, Any]:
-        return {
-            "in_features": self.in_features,
-            "out_features": self.out_features,
-            "prior_scale": self.prior_scale,
-            "noise_scale": self.noise_scale,
-        }
 
     def _likelihood(self, f: torch.Tensor) -> dist.TorchDistribution:
         return dist.Normal(f, self.noise_scale).to_event(2)
@@ -593,8 +492,6 @@ class BayesianClassifier(BayesianHead):
         in_features: Input size.
         num_classes: Number of classes ``C`` (>= 2); the logits are ``[B, C]``.
         prior_scale: Standard deviation :math:`\sigma_p` of the Normal priors (default 1.0).
-        name: Prefix of every Pyro name of this head; ``None`` picks a unique
-            ``"bayes_classifier_<k>"``. State dicts do not depend on it.
 
     Shapes:
         - ``x``: ``[B, in_features]``
@@ -602,31 +499,21 @@ class BayesianClassifier(BayesianHead):
         - :meth:`predict_probs` returns ``[B, C]``; :meth:`sample_probs` ``[S, B, C]``.
     """
 
-    default_stem = "bayes_classifier"
-
     def __init__(
         self,
         in_features: int,
         num_classes: int,
         prior_scale: float = 1.0,
-        name: str | None = None,
     ) -> None:
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
-        super().__init__(in_features, num_classes, prior_scale, name)
+        super().__init__(in_features, num_classes, prior_scale)
         self._build_guide()
 
     @property
     def num_classes(self) -> int:
         """Number of classes ``C``."""
         return self.out_features
-
-    def _init_kwargs(self) -> dict[str, Any]:
-        return {
-            "in_features": self.in_features,
-            "num_classes": self.num_classes,
-            "prior_scale": self.prior_scale,
-        }
 
     def _likelihood(self, f: torch.Tensor) -> dist.TorchDistribution:
         return dist.Categorical(logits=f).to_event(1)

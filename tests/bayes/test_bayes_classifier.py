@@ -4,7 +4,7 @@ import pyro
 import pytest
 import torch
 
-from bayes import BayesianClassifier, BayesianLinear, train_bayesian_head
+from bayes import BayesianClassifier, train_bayesian_head
 
 
 @pytest.fixture(autouse=True)
@@ -105,21 +105,18 @@ def test_loss_is_mean_nll_plus_kl_over_num_data():
 
 
 def test_two_classifiers_train_independently():
-    a, b = BayesianClassifier(2, 2, name="clf_a"), BayesianClassifier(2, 2, name="clf_b")
+    a, b = BayesianClassifier(2, 2), BayesianClassifier(2, 2)
     before_b = {k: v.clone() for k, v in b.state_dict().items()}
     before_a = {k: v.clone() for k, v in a.state_dict().items()}
     train_bayesian_head(a, *_blobs(50), steps=20, lr=0.1)
     for k, v in b.state_dict().items():
         torch.testing.assert_close(v, before_b[k], rtol=0.0, atol=0.0)
     assert all(not torch.equal(v, before_a[k]) for k, v in a.state_dict().items())
-    # Names are unique across head types: they share Pyro's one param store.
-    with pytest.raises(ValueError, match="already exists"):
-        BayesianLinear(2, 1, name="clf_a")
 
 
-def test_minibatch_training_and_default_names():
+def test_minibatch_training():
     head = BayesianClassifier(2, 2)
-    assert head.name.startswith("bayes_classifier_") and head.num_classes == 2
+    assert head.num_classes == 2
     x, labels = _blobs(200)
     losses = train_bayesian_head(head, x, labels, steps=60, lr=0.1, batch_size=32)
     assert losses[-1] < losses[0]

@@ -1,7 +1,6 @@
 """Bayesian linear heads: uncertainty, independent heads, resume, closed forms, bad input."""
 
 import copy
-import gc
 import io
 import pickle
 
@@ -64,14 +63,10 @@ def test_predict_is_one_batched_pass_with_right_shapes():
 
 
 def test_two_heads_train_independently():
-    a, b = BayesianLinear(1, 1, name="head_a"), BayesianLinear(1, 1, name="head_b")
-    store = set(pyro.get_param_store().keys())
-    names_a = {k for k in store if k.startswith("head_a.")}
-    names_b = {k for k in store if k.startswith("head_b.")}
-    assert names_a and names_b and names_a.isdisjoint(names_b)
-    # State-dict keys are name-independent, so both heads have the same keys.
+    a, b = BayesianLinear(1, 1), BayesianLinear(1, 1)
+    # Both heads have the same Pyro names and state-dict keys, but their own tensors.
     assert set(a.state_dict()) == set(b.state_dict())
-    assert not any("head_a" in k or "head_b" in k for k in a.state_dict())
+    assert {id(p) for p in a.parameters()}.isdisjoint(id(p) for p in b.parameters())
 
     before_a = {k: v.clone() for k, v in a.state_dict().items()}
     before_b = {k: v.clone() for k, v in b.state_dict().items()}
@@ -79,10 +74,8 @@ def test_two_heads_train_independently():
     for k, v in b.state_dict().items():
         torch.testing.assert_close(v, before_b[k], rtol=0.0, atol=0.0)
     assert any(not torch.equal(v, before_a[k]) for k, v in a.state_dict().items())
-    # The param store holds each head's own parameter tensors, never the other head's.
-    store_b = {id(pyro.get_param_store()._params[k]) for k in names_b}
-    assert store_b == {id(p) for p in b.parameters()}
-    assert store_b.isdisjoint(id(p) for p in a.parameters())
+    # Module-local parameters: nothing went through Pyro's global param store.
+    assert not list(pyro.get_param_store().keys())
 
 
 def test_minibatch_training_with_data_size_scaling():
@@ -95,14 +88,12 @@ def test_minibatch_training_with_data_size_scaling():
 
 
 def test_state_dict_round_trip_restores_guide():
-    head = BayesianLinear(1, 1, name="value_head")
+    head = BayesianLinear(1, 1)
     train_bayesian_head(head, *_line_data(50), steps=40, lr=0.1)
     saved = {k: v.clone() for k, v in head.state_dict().items()}
     expected, expected_std = head.predict(X_ON, generator=torch.Generator().manual_seed(3))
-    del head
-    gc.collect()  # the head and its guide reference each other
 
-    resumed = BayesianLinear(1, 1, name="value_head")
+    resumed = BayesianLinear(1, 1)
     untrained, _ = resumed.predict(X_ON, generator=torch.Generator().manual_seed(3))
     assert not torch.allclose(untrained, expected, atol=1e-3)
     resumed.load_state_dict(saved)
@@ -114,12 +105,17 @@ def test_state_dict_round_trip_restores_guide():
     assert losses[0] < 5.0
 
 
-def test_duplicate_live_name_raises():
-    head = BayesianLinear(1, 1, name="dup")
-    with pytest.raises(ValueError, match="already exists"):
-        BayesianLinear(1, 1, name="dup")
-    del head  # no manual gc.collect(): the name is free again once the head is unreachable
-    assert BayesianLinear(1, 1, name="dup").name == "dup"
+def test_heads_leave_the_users_pyro_param_store_and_settings_alone():
+    # A user's own Pyro parameter that happens to have the name of a head's guide parameter.
+    user_param = pyro.param("head.guide.locs.head.weight", torch.ones(1, 1))
+    head = BayesianLinear(1, 1)
+    train_bayesian_head(head, *_line_data(50), steps=5, lr=0.1)
+    head.guide(X_ON, None)  # the guide called directly, outside head.loss
+    assert list(pyro.get_param_store().keys()) == ["head.guide.locs.head.weight"]
+    assert pyro.param("head.guide.locs.head.weight") is user_param
+    torch.testing.assert_close(user_param, torch.ones(1, 1), rtol=0.0, atol=0.0)
+    assert all(p is not user_param.unconstrained() for p in head.parameters())
+    assert pyro.settings.get("module_local_params") is False  # restored after every call
 
 
 @pytest.mark.parametrize(
@@ -128,8 +124,6 @@ def test_duplicate_live_name_raises():
         ({"in_features": 0, "out_features": 1}, "in_features"),
         ({"in_features": 1, "out_features": 1, "prior_scale": 0.0}, "prior_scale"),
         ({"in_features": 1, "out_features": 1, "noise_scale": -1.0}, "noise_scale"),
-        ({"in_features": 1, "out_features": 1, "name": "a.b"}, "name"),
-        ({"in_features": 1, "out_features": 1, "name": ""}, "name"),
     ],
 )
 def test_bad_constructor_args(kwargs, match):
@@ -153,16 +147,16 @@ def test_bad_inputs_raise():
         head.loss(torch.randn(4, 2), torch.randn(4, 1), num_particles=0)
 
 
-# ---- name-independent state dicts -------------------------------------------------------------
+# ---- state dicts, copies, pickles --------------------------------------------------------------
 
 
-def _trained_head(kind: str, name: str | None = None) -> BayesianLinear | BayesianClassifier:
+def _trained_head(kind: str) -> BayesianLinear | BayesianClassifier:
     x = torch.randn(40, 2)
     if kind == "linear":
-        head = BayesianLinear(2, 1, name=name)
+        head = BayesianLinear(2, 1)
         target = x @ torch.tensor([[1.0], [-1.0]]) + 0.1 * torch.randn(40, 1)
     else:
-        head = BayesianClassifier(2, 3, name=name)
+        head = BayesianClassifier(2, 3)
         target = (x[:, 0] > -0.5).long() + (x[:, 0] > 0.5).long()  # three bands
     train_bayesian_head(head, x, target, steps=30, lr=0.1)
     return head
@@ -182,14 +176,12 @@ def _predictions(head: BayesianLinear | BayesianClassifier) -> list[torch.Tensor
 
 
 @pytest.mark.parametrize("kind", ["linear", "classifier"])
-def test_checkpoint_loads_into_a_head_with_another_name(kind):
-    saved = _trained_head(kind, name=f"run1_{kind}")
+def test_checkpoint_loads_into_another_head(kind):
+    saved = _trained_head(kind)
     state = saved.state_dict()
-    assert all(saved.name not in key for key in state)
     assert all(key.startswith(("guide.locs.head.", "guide.scales.head.")) for key in state)
 
-    resumed = _trained_head(kind)  # a default name, unlike the saved head's; both are alive
-    assert resumed.name != saved.name
+    resumed = _trained_head(kind)  # trained otherwise; both are alive
     assert any(
         not torch.equal(a, b)
         for a, b in zip(_predictions(resumed), _predictions(saved), strict=True)
@@ -228,7 +220,7 @@ def _perturbed_policy() -> _Policy:
 def test_parent_state_dict_is_name_independent_and_strict():
     saved, fresh = _perturbed_policy(), _Policy()
     state = saved.state_dict()
-    assert set(state) == set(fresh.state_dict())  # other default head names, same keys
+    assert set(state) == set(fresh.state_dict())
     assert "value.guide.locs.head.weight_unconstrained" in state
     fresh.load_state_dict(state)
     for got, expected in zip(fresh.outputs(), saved.outputs(), strict=True):
@@ -265,7 +257,7 @@ def test_deepcopy_and_pickle_give_independent_working_heads():
     unpickled = pickle.loads(pickle.dumps(saved))
     for clone in (copied, unpickled):
         assert type(clone.value) is BayesianLinear and type(clone.classify) is BayesianClassifier
-        assert clone.value.name != saved.value.name  # the original is alive: new Pyro names
+        assert {id(p) for p in clone.parameters()}.isdisjoint(id(p) for p in saved.parameters())
         for got, expected in zip(clone.outputs(), saved.outputs(), strict=True):
             torch.testing.assert_close(got, expected, rtol=0.0, atol=0.0)
     # Training a copy leaves the original untouched.
@@ -277,12 +269,11 @@ def test_deepcopy_and_pickle_give_independent_working_heads():
 
 
 def test_checkpoints_with_the_head_name_in_their_keys_still_load():
-    saved = _trained_head("linear", name="old_style")
+    # Heads named "old_style" once wrote "guide.locs.old_style.weight_unconstrained"...
+    saved = _trained_head("linear")
     old_keys = {k.replace(".head.", ".old_style."): v for k, v in saved.state_dict().items()}
     expected = _predictions(saved)
-    del saved
-    gc.collect()
-    resumed = BayesianLinear(2, 1, name="old_style")
+    resumed = BayesianLinear(2, 1)
     resumed.load_state_dict(old_keys)
     for got, want in zip(_predictions(resumed), expected, strict=True):
         torch.testing.assert_close(got, want, rtol=0.0, atol=0.0)
@@ -301,7 +292,7 @@ def _random_guide(head: BayesianLinear | BayesianClassifier) -> None:
 
 
 def _leaf(head, group: str, site: str) -> torch.Tensor:
-    return dict(head.named_parameters())[f"guide.{group}.{head.name}.{site}_unconstrained"]
+    return dict(head.named_parameters())[f"guide.{group}.head.{site}_unconstrained"]
 
 
 def test_posterior_mean_and_std_match_many_samples():
@@ -346,7 +337,7 @@ def test_kl_divergence_matches_pyro_monte_carlo_estimate():
     guide_tr.compute_log_prob()
     model_tr.compute_log_prob()
     log_q = sum(site["log_prob"] for site in guide_tr.nodes.values() if site["type"] == "sample")
-    log_p = sum(model_tr.nodes[f"{head.name}.{site}"]["log_prob"] for site in ("weight", "bias"))
+    log_p = sum(model_tr.nodes[f"head.{site}"]["log_prob"] for site in ("weight", "bias"))
     per_particle = log_q - log_p
     mc, se = per_particle.mean(), per_particle.std() / per_particle.numel() ** 0.5
     assert abs(kl.item() - mc.item()) < 4 * se.item()
