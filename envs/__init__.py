@@ -1,4 +1,4 @@
-"""Umbra environments: batched torch environments and their adapters.
+"""Umbra environments: batched torch environments and their adapters (``envs.interop``).
 
 >>> import envs
 >>> env = envs.make("umbra/CartPole-v0", num_envs=4096, device="cpu")
