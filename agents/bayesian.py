@@ -41,8 +41,9 @@ SCALE_LR_MULTIPLIER = 20.0
 
 
 def guide_scale_parameters(module: nn.Module) -> list[nn.Parameter]:
-    """The (unconstrained) scale parameters of every Pyro autoguide inside ``module``."""
-    return [p for name, p in module.named_parameters() if ".guide.scales." in f".{name}"]
+    """The trainable (unconstrained) scale parameters of every Pyro autoguide inside ``module``."""
+    return [p for name, p in module.named_parameters()
+            if ".guide.scales." in f".{name}" and p.requires_grad]
 
 
 class BayesianValueHead(nn.Module):
@@ -65,13 +66,9 @@ class BayesianValueHead(nn.Module):
         prior_scale: Standard deviation of the Normal priors on weights and bias.
         covariance: ``"full"`` or ``"diagonal"``.
 
-    Attributes:
-        last_std: Epistemic standard deviation of the values of the last ``forward`` call
-            (same shape as its output), for logging and the exploration bonus.
-        last_var: The variance behind it, still in the autograd graph (the ELBO's variance term).
-
     Shapes:
-        ``y`` ``[..., in_features]`` -> value ``[..., 1]``.
+        ``y`` ``[..., in_features]`` -> ``(mean, var)``, each ``[..., 1]``: the value and its
+        epistemic variance (in the autograd graph: the ELBO's variance term).
     """
 
     def __init__(self, in_features: int, prior_scale: float = 1.0, covariance: str = "full"):
@@ -82,37 +79,35 @@ class BayesianValueHead(nn.Module):
         self.covariance = covariance
         self.prior_scale = float(prior_scale)
         if covariance == "full":
+            # The closed-form covariance replaces the guide's scales, which would get no
+            # gradient: frozen (so no optimiser holds them), they stay in the state dict.
+            self.linear.guide.scales.requires_grad_(False)
             size = in_features + 1
             #: Cholesky factor of the weight covariance (the prior's until the first fit).
             self.register_buffer("scale_tril", torch.eye(size) * self.prior_scale)
             #: Sum of ``x x^T`` (bias column included) over the states seen since the last fit;
             #: its last diagonal entry (bias x bias) counts those states.
             self.register_buffer("gram", torch.zeros(size, size))
-        self.last_std: torch.Tensor | None = None
-        self.last_var: torch.Tensor | None = None
-        self._last_input: torch.Tensor | None = None
 
     def _with_bias(self, y: torch.Tensor) -> torch.Tensor:
         return torch.cat((y, torch.ones_like(y[..., :1])), dim=-1)
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The value's posterior mean and epistemic variance at features ``y``."""
         if self.covariance == "diagonal":
             mean, std = self.linear.posterior_mean_and_std(y)
-            var = std.square()
-        else:
-            p = self.linear.loc_and_scale()
-            mean = nn.functional.linear(y, p.weight_loc, p.bias_loc)
-            var = (self._with_bias(y) @ self.scale_tril).square().sum(-1, keepdim=True)
-            self._last_input = y.detach()
-        self.last_var = var
-        self.last_std = var.detach().sqrt()
-        return mean
+            return mean, std.square()
+        p = self.linear.loc_and_scale()
+        mean = nn.functional.linear(y, p.weight_loc, p.bias_loc)
+        var = (self._with_bias(y) @ self.scale_tril).square().sum(-1, keepdim=True)
+        return mean, var
 
     @torch.no_grad()
-    def observe(self) -> None:
-        """Count the inputs of the last ``forward`` call as data for the next :meth:`fit`."""
-        if self.covariance == "full" and self._last_input is not None:
-            x = self._with_bias(self._last_input.reshape(-1, self._last_input.shape[-1]))
+    def observe(self, y: torch.Tensor) -> None:
+        """Count visited states' features ``y`` ``[..., in_features]`` as data for the next
+        :meth:`fit` (a no-op for the diagonal covariance)."""
+        if self.covariance == "full":
+            x = self._with_bias(y.reshape(-1, y.shape[-1]))
             self.gram += x.T @ x
 
     @torch.no_grad()
@@ -139,21 +134,15 @@ class BayesianValueHead(nn.Module):
         return 0.5 * (trace / var_p + loc.square().sum() / var_p - size
                       + size * math.log(var_p) - log_det)
 
-    def elbo_penalty(self, num_data: int) -> torch.Tensor:
-        """What the ELBO adds to ``0.5 * squared error`` for the last ``forward`` call:
-        ``0.5 * mean(var) + KL / num_data``."""
-        if self.last_var is None:
-            raise RuntimeError("call the head on a batch before asking for its ELBO terms")
-        return 0.5 * self.last_var.mean() + self.kl_divergence() / num_data
+    def elbo_penalty(self, var: torch.Tensor, num_data: int) -> torch.Tensor:
+        """What the ELBO adds to ``0.5 * squared error`` for a batch whose values have epistemic
+        variance ``var`` (from :meth:`forward`): ``0.5 * mean(var) + KL / num_data``."""
+        return 0.5 * var.mean() + self.kl_divergence() / num_data
 
     @torch.no_grad()
     def std(self, y: torch.Tensor) -> torch.Tensor:
-        """Epistemic standard deviation of the value at features ``y``."""
-        saved = (self.last_std, self.last_var, self._last_input)
-        self(y)
-        std = self.last_std.squeeze(-1)
-        self.last_std, self.last_var, self._last_input = saved
-        return std
+        """Epistemic standard deviation of the value at features ``y`` ``[..., D]`` -> ``[...]``."""
+        return self(y)[1].sqrt().squeeze(-1)
 
 
 def unvisited_probe(space, count: int, bound: float, generator: torch.Generator,
@@ -189,9 +178,9 @@ class ThompsonLinear(nn.Module):
         init_scale: Initial weight std of the guide.
         prior_scale: Std of the Normal prior on every weight.
 
-    Attributes:
-        noise: Set by the policy around a call: ``[..., noise_size]`` matching the input's leading
-            shape, or ``None`` for the posterior mean.
+    Shapes:
+        ``y`` ``[..., in]`` and ``noise`` ``[..., noise_size]`` (the same leading shape) ->
+        ``[..., out]``; without ``noise`` the posterior mean's output.
     """
 
     def __init__(self, init: nn.Linear, init_scale: float = 0.05, prior_scale: float = 0.1):
@@ -206,20 +195,19 @@ class ThompsonLinear(nn.Module):
                     to_scale = transform_to(self.linear.guide.scale_constraint)
                     param.fill_(float(to_scale.inv(torch.tensor(init_scale))))
         self.noise_size = out_features * in_features + out_features
-        self.noise: torch.Tensor | None = None
 
     def sample_noise(self, batch: int) -> torch.Tensor:
         """Fresh noise for ``batch`` copies: ``[batch, noise_size]``."""
         eps_w, eps_b = self.linear.sample_noise(batch)
         return torch.cat((eps_w.flatten(1), eps_b), dim=1)
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        p = self.linear.loc_and_scale()
-        if self.noise is None:
+    def forward(self, y: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        if noise is None:
+            p = self.linear.loc_and_scale()
             return nn.functional.linear(y, p.weight_loc, p.bias_loc)
         out, inp = self.linear.out_features, self.linear.in_features
-        eps_w = self.noise[..., : out * inp].unflatten(-1, (out, inp))
-        w, b = self.linear.weights_from_noise(eps_w, self.noise[..., out * inp :])
+        eps_w = noise[..., : out * inp].unflatten(-1, (out, inp))
+        w, b = self.linear.weights_from_noise(eps_w, noise[..., out * inp :])
         return torch.einsum("...oi,...i->...o", w, y) + b
 
     def kl_divergence(self) -> torch.Tensor:

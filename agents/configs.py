@@ -1,4 +1,9 @@
-"""Type checks of the frozen config dataclasses against their annotations, in one place.
+"""The frozen config dataclasses' common base: type checks, ``to_dict`` and ``from_dict``.
+
+:class:`Config` is the base of :class:`~agents.ppo.PPOConfig`, :class:`~agents.sb3.SB3Config`
+and :class:`~graphs.tasks.GraphTaskConfig`: ``to_dict`` / ``from_dict`` round-trip through JSON
+and TOML, an unknown key names the close fields, and :func:`check_field_types` checks every
+field against its annotation before the config's own cross-field checks.
 
 :class:`~agents.ppo.PPOConfig`, :class:`~agents.sb3.SB3Config` and
 :class:`~graphs.tasks.GraphTaskConfig` call :func:`check_field_types` first thing in their
@@ -15,11 +20,45 @@ and ``1`` alike); a bool is never an int.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import numbers
 import types
 import typing
 from typing import Any
+
+
+class Config:
+    """Base of the frozen config dataclasses (it has no fields of its own).
+
+    Subclasses are ``@dataclass(frozen=True)`` and call ``super().__post_init__()`` first in
+    their own ``__post_init__`` (the type checks), then check what spans fields.
+    """
+
+    def __post_init__(self) -> None:
+        check_field_types(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/TOML-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Inverse of :meth:`to_dict`; an unknown key is a ``ValueError`` naming close fields."""
+        check_known_fields(cls, data)
+        return cls(**data)
+
+
+def check_known_fields(cls: type, keys: Any, where: str = "") -> None:
+    """``ValueError`` for the first of ``keys`` that is no field of the dataclass ``cls``,
+    naming the close ones (``where`` says where the key came from, e.g. ``"(--set x=1)"``)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in keys:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=3)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            place = f" {where}" if where else ""
+            raise ValueError(f"unknown {cls.__name__} field {key!r}{place}{hint}")
 
 
 def check_field_types(config: Any) -> None:

@@ -8,10 +8,9 @@ the action space. Every method takes time-major sequences ``[T, B, ...]``; the r
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -193,6 +192,20 @@ def make_encoder(
     return VectorEncoder(observation_space, hidden_size)
 
 
+def _last_layer(layer: nn.Linear, thompson: bool) -> nn.Module:
+    """``layer``, or a Bayesian layer initialised from it (``agents.bayesian.ThompsonLinear``)."""
+    if not thompson:
+        return layer
+    from agents.bayesian import ThompsonLinear
+
+    return ThompsonLinear(layer)
+
+
+def _apply(layer: nn.Module, y: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+    """``layer(y)``; a Thompson layer with a weight sample's ``noise`` (its mean without one)."""
+    return layer(y) if noise is None else layer(y, noise)
+
+
 def action_mask(obs: Any) -> torch.Tensor | None:
     """The ``action_mask`` entry of a Dict observation as bool (PettingZoo's convention)."""
     if isinstance(obs, dict) and ACTION_MASK in obs:
@@ -201,36 +214,43 @@ def action_mask(obs: Any) -> torch.Tensor | None:
 
 
 class CategoricalHead(nn.Module):
-    """Categorical policy over ``Discrete(n)``: ``logits = W y``, actions ``start .. start+n-1``."""
+    """Categorical policy over ``Discrete(n)``: ``logits = W y``, actions ``start .. start+n-1``.
 
-    def __init__(self, in_features: int, space: gym.spaces.Discrete):
+    Every action head takes ``(y, mask=None, noise=None)``: ``mask`` the valid actions,
+    ``noise`` the weight sample of a Thompson last layer (``thompson=True``; ``None`` uses the
+    posterior mean).
+    """
+
+    def __init__(self, in_features: int, space: gym.spaces.Discrete, thompson: bool = False):
         super().__init__()
         self.start = int(space.start)
-        self.linear = _init(nn.Linear(in_features, int(space.n)), 0.01)
+        self.linear = _last_layer(_init(nn.Linear(in_features, int(space.n)), 0.01), thompson)
 
-    def logits(self, y: torch.Tensor) -> torch.Tensor:
+    def logits(self, y: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """``[..., in_features]`` -> ``[..., n]``."""
-        return self.linear(y)
+        return _apply(self.linear, y, noise)
 
-    def _log_probs(self, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        logits = self.logits(y)
+    def _log_probs(self, y: torch.Tensor, mask: torch.Tensor | None,
+                   noise: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.logits(y, noise)
         if mask is not None:  # invalid actions get probability 0
             logits = logits.masked_fill(~mask, -1e8)
         return torch.log_softmax(logits, dim=-1)
 
     def sample(
-        self, y: torch.Tensor, mask: torch.Tensor | None = None
+        self, y: torch.Tensor, mask: torch.Tensor | None = None, noise: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logp = self._log_probs(y, mask)
+        logp = self._log_probs(y, mask, noise)
         # Gumbel-max: one kernel chain, no torch.distributions overhead in the hot loop.
         gumbel = -torch.log(-torch.log(torch.rand_like(logp).clamp_(1e-20, 1.0)))
         index = (logp + gumbel).argmax(dim=-1)
         return index + self.start, logp.gather(-1, index.unsqueeze(-1)).squeeze(-1)
 
     def evaluate(
-        self, y: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None = None
+        self, y: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logp = self._log_probs(y, mask)
+        logp = self._log_probs(y, mask, noise)
         index = (action.long() - self.start).unsqueeze(-1)
         entropy = -(logp.exp() * logp).sum(-1)
         return logp.gather(-1, index).squeeze(-1), entropy
@@ -278,7 +298,7 @@ class NodeHead(CategoricalHead):
             _init(nn.Linear(in_features, 1), 0.01),
         )
 
-    def logits(self, y: torch.Tensor) -> torch.Tensor:
+    def logits(self, y: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         return self.mlp(y).squeeze(-1)
 
 
@@ -315,7 +335,8 @@ class MultiCategoricalHead(nn.Module):
     #: Logit of the slots that pad a dimension to the widest one (below a masked value's -1e8).
     _PAD = -1e9
 
-    def __init__(self, in_features: int, space: gym.spaces.MultiDiscrete | gym.spaces.MultiBinary):
+    def __init__(self, in_features: int, space: gym.spaces.MultiDiscrete | gym.spaces.MultiBinary,
+                 thompson: bool = False):
         super().__init__()
         from envs.core import torch_dtype
 
@@ -342,11 +363,12 @@ class MultiCategoricalHead(nn.Module):
         self.register_buffer("valid", torch.as_tensor(slot[None, :] < self.nvec[:, None]),
                              persistent=False)
         self.register_buffer("start", torch.as_tensor(start.reshape(-1)), persistent=False)
-        self.linear = _init(nn.Linear(in_features, self.num_logits), 0.01)
+        self.linear = _last_layer(_init(nn.Linear(in_features, self.num_logits), 0.01), thompson)
 
-    def _log_probs(self, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def _log_probs(self, y: torch.Tensor, mask: torch.Tensor | None,
+                   noise: torch.Tensor | None = None) -> torch.Tensor:
         """``[..., d, K]`` log-probabilities, dimension by dimension."""
-        logits = self.linear(y)[..., self.index]
+        logits = _apply(self.linear, y, noise)[..., self.index]
         if mask is not None:  # invalid values get probability 0
             logits = logits.masked_fill(~mask[..., self.index], -1e8)
         return torch.log_softmax(logits.masked_fill(~self.valid, self._PAD), dim=-1)
@@ -355,18 +377,19 @@ class MultiCategoricalHead(nn.Module):
         return (index + self.start).unflatten(-1, self.shape).to(self.dtype)
 
     def sample(
-        self, y: torch.Tensor, mask: torch.Tensor | None = None
+        self, y: torch.Tensor, mask: torch.Tensor | None = None, noise: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logp = self._log_probs(y, mask)
+        logp = self._log_probs(y, mask, noise)
         gumbel = -torch.log(-torch.log(torch.rand_like(logp).clamp_(1e-20, 1.0)))
         index = (logp + gumbel).argmax(dim=-1)
         logprob = logp.gather(-1, index.unsqueeze(-1)).squeeze(-1).sum(-1)
         return self._to_action(index), logprob
 
     def evaluate(
-        self, y: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None = None
+        self, y: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logp = self._log_probs(y, mask)
+        logp = self._log_probs(y, mask, noise)
         flat = action.reshape(action.shape[: action.dim() - len(self.shape)] + (-1,))
         index = (flat.long() - self.start).unsqueeze(-1)
         entropy = -(logp.exp() * logp).sum((-2, -1))
@@ -383,11 +406,12 @@ class GaussianHead(nn.Module):
     and keeps the unclipped sample for the log-probability (as stable-baselines3 does).
     """
 
-    def __init__(self, in_features: int, space: gym.spaces.Box, log_std_init: float = 0.0):
+    def __init__(self, in_features: int, space: gym.spaces.Box, log_std_init: float = 0.0,
+                 thompson: bool = False):
         super().__init__()
         self.shape = space.shape
         dim = int(np.prod(space.shape))
-        self.mean = _init(nn.Linear(in_features, dim), 0.01)
+        self.mean = _last_layer(_init(nn.Linear(in_features, dim), 0.01), thompson)
         self.log_std = nn.Parameter(torch.full((dim,), float(log_std_init)))
 
     def _log_prob(self, mean: torch.Tensor, flat_action: torch.Tensor) -> torch.Tensor:
@@ -395,16 +419,17 @@ class GaussianHead(nn.Module):
         return (-0.5 * z.square() - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
     def sample(
-        self, y: torch.Tensor, mask: torch.Tensor | None = None
+        self, y: torch.Tensor, mask: torch.Tensor | None = None, noise: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = self.mean(y)
+        mean = _apply(self.mean, y, noise)
         flat = mean + torch.randn_like(mean) * self.log_std.exp()
         return flat.unflatten(-1, self.shape), self._log_prob(mean, flat)
 
     def evaluate(
-        self, y: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None = None
+        self, y: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = self.mean(y)
+        mean = _apply(self.mean, y, noise)
         logp = self._log_prob(mean, action.flatten(y.dim() - 1).float())
         entropy = (0.5 + 0.5 * math.log(2 * math.pi) + self.log_std).sum().expand_as(logp)
         return logp, entropy
@@ -413,15 +438,16 @@ class GaussianHead(nn.Module):
         return self.mean(y).unflatten(-1, self.shape)
 
 
-def make_action_head(in_features: int, space: gym.Space) -> nn.Module:
+def make_action_head(in_features: int, space: gym.Space, thompson: bool = False) -> nn.Module:
     """The action head for ``space``: categorical (Discrete), one categorical per dimension
-    (MultiDiscrete, MultiBinary) or diagonal Gaussian (Box)."""
+    (MultiDiscrete, MultiBinary) or diagonal Gaussian (Box); ``thompson`` makes its last layer
+    Bayesian (:class:`agents.bayesian.ThompsonLinear`)."""
     if isinstance(space, gym.spaces.Discrete):
-        return CategoricalHead(in_features, space)
+        return CategoricalHead(in_features, space, thompson)
     if isinstance(space, (gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
-        return MultiCategoricalHead(in_features, space)
+        return MultiCategoricalHead(in_features, space, thompson)
     if isinstance(space, gym.spaces.Box):
-        return GaussianHead(in_features, space)
+        return GaussianHead(in_features, space, thompson=thompson)
     raise TypeError(f"no action head for {space}: expected Discrete, MultiDiscrete, MultiBinary "
                     "or Box")
 
@@ -466,6 +492,63 @@ def node_head_problem(observation_space: gym.Space, action_space: gym.Space) -> 
     return None
 
 
+class PolicyState(NamedTuple):
+    """What a policy carries from one step to the next: its actor core's and its critic core's
+    state (each a tuple of ``[layers, B, ...]`` tensors, see :mod:`agents.memory`; the critic's
+    is ``()`` when the trunk is shared)."""
+
+    actor: State
+    critic: State = ()
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> PolicyState:
+        """``fn`` applied to every tensor of both states."""
+        return PolicyState(tuple(fn(s) for s in self.actor), tuple(fn(s) for s in self.critic))
+
+
+class ActStep(NamedTuple):
+    """One step of :meth:`ActorCritic.act` for a batch ``[B]``.
+
+    Attributes:
+        action: ``[B, *action_shape]``.
+        logprob: ``[B]``.
+        value: ``[B]`` (a Bayesian value head's posterior mean).
+        state: The state after the step.
+        inputs: What :meth:`ActorCritic.evaluate` needs back beside observation, action and
+            state, by name (the rollout stores whatever is here): ``critic_obs`` (a centralised
+            critic's input), ``policy_noise`` (the weight sample of a Thompson head, one per
+            episode and copy).
+        value_std: ``[B]``, the value's epistemic std (Bayesian value head), else None.
+        critic_features: ``[B, D]``, the critic's features (Bayesian value head: the visited
+            states its covariance is fitted to), else None.
+    """
+
+    action: torch.Tensor
+    logprob: torch.Tensor
+    value: torch.Tensor
+    state: PolicyState
+    inputs: dict[str, torch.Tensor]
+    value_std: torch.Tensor | None = None
+    critic_features: torch.Tensor | None = None
+
+
+class Evaluation(NamedTuple):
+    """:meth:`ActorCritic.evaluate` of stored sequences ``[T, B]``.
+
+    Attributes:
+        logprob, entropy, value: ``[T, B]``.
+        policy_penalty: What a Bayesian policy head adds to the policy loss (its KL to the prior
+            over the number of samples), a scalar; 0 without one.
+        value_penalty: What a Bayesian value head adds to the value loss (the rest of its
+            ELBO), a scalar; 0 without one.
+    """
+
+    logprob: torch.Tensor
+    entropy: torch.Tensor
+    value: torch.Tensor
+    policy_penalty: torch.Tensor | float = 0.0
+    value_penalty: torch.Tensor | float = 0.0
+
+
 class ActorCritic(nn.Module):
     """Encoder -> memory core -> (action head, value head), for one agent or many sharing weights.
 
@@ -478,17 +561,17 @@ class ActorCritic(nn.Module):
         core_kwargs: Extra arguments of the core (layers, heads, window...).
         shared_trunk: One encoder and core for both heads. When false (the default, as in
             stable-baselines3 and CleanRL), the value head gets an encoder and core of its own, so
-            value-loss gradients do not shape the policy's features; the state then holds both
-            cores' states, the actor's first.
+            value-loss gradients do not shape the policy's features; :class:`PolicyState` then
+            holds both cores' states.
         critic_observation_space: What the value head sees when it is not the observation (the
             global state of a multi-agent task: MAPPO's centralised critic); needs
             ``shared_trunk=False``. Methods then take ``critic_obs`` beside ``obs``.
         encoder_kwargs: Options of the graph encoder (``model``, ``num_layers``, ``readout``);
             ``model="flat"`` encodes a graph as a plain Dict (an MLP over the flattened padding).
-            ``node_head`` (bool) picks the action head of a graph task whose action is a node
-            slot: :class:`NodeHead`, one logit per node from its GNN embedding and the core's
-            output, or, when false, a :class:`CategoricalHead` on the core's output alone.
-            Unset, it is on where the action is ``Discrete(N_max)`` (see
+        node_head: The action head of a graph task whose action is a node slot:
+            :class:`NodeHead`, one logit per node from its GNN embedding and the core's output;
+            when false, a :class:`CategoricalHead` on the core's output alone. ``None`` (the
+            default) turns it on where the action is ``Discrete(N_max)`` (see
             :func:`wants_node_head`). ``True`` also gives it to a ``Discrete(n)`` action with
             ``n < N_max`` (a third-party graph env padded to more slots than it has nodes),
             which then names one of the first ``n`` slots; where no node head fits (see
@@ -499,10 +582,11 @@ class ActorCritic(nn.Module):
             the agents' positions from the actor's raw observation.
         value_head: ``"linear"`` (a plain ``Linear(D, 1)``) or ``"bayes"``
             (:class:`agents.bayesian.BayesianValueHead`: a Pyro Bayesian linear layer whose
-            epistemic std is ``self.critic.last_std`` after each call).
+            epistemic std comes with every value, :attr:`ActStep.value_std`).
         thompson_policy: Make the action head's last layer Bayesian
-            (:class:`agents.bayesian.ThompsonLinear`): one weight sample per episode, given as
-            ``policy_noise`` to :meth:`act` and :meth:`evaluate` (the rollout draws and stores it).
+            (:class:`agents.bayesian.ThompsonLinear`): one weight sample per episode and copy,
+            drawn by :meth:`act` where an episode starts and handed back as
+            ``inputs["policy_noise"]``.
 
     Shapes:
         ``obs`` ``[T, B, *obs_shape]``, ``episode_start`` ``[T, B]``, ``action`` ``[T, B,
@@ -514,11 +598,13 @@ class ActorCritic(nn.Module):
         observation_space: gym.Space,
         action_space: gym.Space,
         core: str = "mlp",
+        *,
         hidden_size: int = 64,
         core_kwargs: dict | None = None,
         shared_trunk: bool = False,
         critic_observation_space: gym.Space | None = None,
         encoder_kwargs: dict | None = None,
+        node_head: bool | None = None,
         communication: dict | None = None,
         value_head: str = "linear",
         thompson_policy: bool = False,
@@ -528,8 +614,11 @@ class ActorCritic(nn.Module):
             raise ValueError(f"value_head must be one of {VALUE_HEADS}, got {value_head!r}")
         if shared_trunk and critic_observation_space is not None:
             raise ValueError("a critic with its own observation space needs shared_trunk=False")
+        if "node_head" in (encoder_kwargs or {}):
+            raise TypeError("node_head is an argument of ActorCritic, not an encoder option "
+                            "(PPOConfig.encoder_kwargs['node_head'] is passed as node_head)")
 
-        def trunk(space: gym.Space) -> tuple[VectorEncoder, MemoryCore]:
+        def trunk(space: gym.Space) -> tuple[nn.Module, MemoryCore]:
             core_ = make_core(core, hidden_size, hidden_size, **(core_kwargs or {}))
             for module in core_.modules():
                 if isinstance(module, nn.Linear):
@@ -545,10 +634,33 @@ class ActorCritic(nn.Module):
         self.critic_encoder, self.critic_core = (None, None) if shared_trunk else trunk(
             critic_observation_space or observation_space
         )
-        node_head = (encoder_kwargs or {}).get("node_head")
+        self.critic_observation_space = critic_observation_space
+        #: The action is a node slot, scored per node by :class:`NodeHead`.
+        self.node_head = self._wants_node_head(observation_space, action_space, node_head)
+        if self.node_head and thompson_policy:
+            raise ValueError("thompson_policy needs a Discrete, MultiDiscrete, MultiBinary or "
+                             "Box action head (not the node head of graph tasks)")
+        if self.node_head:
+            self.actor = NodeHead(self.encoder.gnn.out_features, self.core.output_size,
+                                  action_space)
+        else:
+            self.actor = make_action_head(self.core.output_size, action_space, thompson_policy)
+        #: The Bayesian last layer of a Thompson-sampling policy head, else None.
+        self.thompson = self._thompson_layer() if thompson_policy else None
+        self.bayesian_value = value_head == "bayes"
+        if self.bayesian_value:
+            from agents.bayesian import BayesianValueHead
+
+            self.critic = BayesianValueHead(self.core.output_size)
+        else:
+            self.critic = _init(nn.Linear(self.core.output_size, 1), 1.0)
+        self._check_action_mask(observation_space)
+
+    def _wants_node_head(self, observation_space: gym.Space, action_space: gym.Space,
+                         node_head: bool | None) -> bool:
+        """Whether the action head is a :class:`NodeHead` (see the ``node_head`` argument)."""
         if node_head is not None and not isinstance(node_head, bool):
-            raise TypeError(f"encoder_kwargs['node_head'] must be true or false, got "
-                            f"{node_head!r}")
+            raise TypeError(f"node_head must be true, false or None, got {node_head!r}")
         gnn = isinstance(self.encoder, GraphObsEncoder)
         if node_head:
             problem = node_head_problem(observation_space, action_space)
@@ -557,37 +669,13 @@ class ActorCritic(nn.Module):
             if problem is not None:
                 raise ValueError(f"node_head=True needs a graph observation encoded by a GNN and "
                                  f"a Discrete(n) action naming a node slot: {problem}")
-        #: The action is a node slot, scored per node by :class:`NodeHead`.
-        self.node_head = (
-            wants_node_head(observation_space, action_space) and gnn
-            if node_head is None else node_head
-        )
-        if self.node_head:
-            self.actor = NodeHead(self.encoder.gnn.out_features, self.core.output_size,
-                                  action_space)
-        else:
-            self.actor = make_action_head(self.core.output_size, action_space)
-        #: The Bayesian last layer of a Thompson-sampling policy head, else None.
-        self.thompson = None
-        if thompson_policy:
-            from agents.bayesian import ThompsonLinear
+        if node_head is None:
+            return wants_node_head(observation_space, action_space) and gnn
+        return node_head
 
-            if isinstance(self.actor, (CategoricalHead, MultiCategoricalHead)) and \
-                    not self.node_head:
-                self.actor.linear = self.thompson = ThompsonLinear(self.actor.linear)
-            elif isinstance(self.actor, GaussianHead):
-                self.actor.mean = self.thompson = ThompsonLinear(self.actor.mean)
-            else:
-                raise ValueError("thompson_policy needs a Discrete, MultiDiscrete, MultiBinary or "
-                                 "Box action head (not the node head of graph tasks)")
-        if value_head == "bayes":
-            from agents.bayesian import BayesianValueHead
-
-            self.critic = BayesianValueHead(self.core.output_size)
-        else:
-            self.critic = _init(nn.Linear(self.core.output_size, 1), 1.0)
-        self.bayesian_value = value_head == "bayes"
-        self._check_action_mask(observation_space)
+    def _thompson_layer(self) -> nn.Module:
+        """The action head's Bayesian last layer."""
+        return self.actor.mean if isinstance(self.actor, GaussianHead) else self.actor.linear
 
     def _check_action_mask(self, observation_space: gym.Space) -> None:
         """``ValueError`` unless a Dict observation's ``action_mask`` has one entry per action
@@ -616,13 +704,12 @@ class ActorCritic(nn.Module):
             mask = obs["node_mask"][..., : self.actor.num_nodes].bool()
         return mask
 
-    def initial_state(self, batch: int) -> State:
+    def initial_state(self, batch: int) -> PolicyState:
         device = next(self.parameters()).device
-        state = self.core.initial_state(batch, device)
-        if self.critic_core is not None:
-            state = state + self.critic_core.initial_state(batch, device)
-        return state
+        critic = () if self.critic_core is None else self.critic_core.initial_state(batch, device)
+        return PolicyState(self.core.initial_state(batch, device), critic)
 
+    # ------------------------------------------------------------------ the forward passes
     def _actor_features(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Encoder, then (multi-agent) communication, which reads the raw observation (the
         agents' positions): the actor core's input ``[T, B, D]``, and the node embeddings
@@ -644,89 +731,139 @@ class ActorCritic(nn.Module):
         nodes = nodes[..., : self.actor.num_nodes, :]
         return torch.cat((nodes, y.unsqueeze(-2).expand(*nodes.shape[:-1], y.shape[-1])), -1)
 
-    def _trunks(
-        self, obs: torch.Tensor, state: State, episode_start: torch.Tensor,
-        critic_obs: torch.Tensor | None = None,
+    def _actor(
+        self, obs: Any, state: PolicyState, episode_start: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, State]:
-        """The action head's input (:meth:`_head_input`), the critic's features ``[T, B, D]``
-        and the new state."""
+        """The action head's input (:meth:`_head_input`), the actor core's output ``[T, B, D]``
+        and its new state."""
         features, nodes = self._actor_features(obs)
+        y, actor_state = self.core(features, state.actor, episode_start)
+        return self._head_input(y, nodes), y, actor_state
+
+    def _critic(
+        self, obs: Any, state: PolicyState, episode_start: torch.Tensor,
+        critic_obs: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, State]:
+        """The critic core's output ``[T, B, D]`` and its new state (own trunk only)."""
+        return self.critic_core(self.critic_encoder(obs if critic_obs is None else critic_obs),
+                                state.critic, episode_start)
+
+    def _trunks(
+        self, obs: Any, state: PolicyState, episode_start: torch.Tensor,
+        critic_obs: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, PolicyState]:
+        """The action head's input, the critic's features ``[T, B, D]`` and the new state."""
+        head_input, y, actor_state = self._actor(obs, state, episode_start)
         if self.critic_core is None:
-            y, state = self.core(features, state, episode_start)
-            return self._head_input(y, nodes), y, state
-        split = len(state) // 2
-        y, actor_state = self.core(features, state[:split], episode_start)
-        y_critic, critic_state = self.critic_core(
-            self.critic_encoder(obs if critic_obs is None else critic_obs), state[split:],
-            episode_start,
-        )
-        return self._head_input(y, nodes), y_critic, actor_state + critic_state
+            return head_input, y, PolicyState(actor_state)
+        y_critic, critic_state = self._critic(obs, state, episode_start, critic_obs)
+        return head_input, y_critic, PolicyState(actor_state, critic_state)
+
+    def _value(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Value ``[...]`` of critic features ``[..., D]`` and, for a Bayesian value head, its
+        epistemic variance ``[...]`` (in the autograd graph), else None."""
+        if not self.bayesian_value:
+            return self.critic(features).squeeze(-1), None
+        mean, var = self.critic(features)
+        return mean.squeeze(-1), var.squeeze(-1)
+
+    def _policy_noise(
+        self, previous: torch.Tensor | None, episode_start: torch.Tensor
+    ) -> torch.Tensor | None:
+        """A Thompson head's weight sample per copy: fresh where an episode starts."""
+        if self.thompson is None:
+            return None
+        fresh = self.thompson.sample_noise(episode_start.shape[0])
+        return fresh if previous is None else torch.where(episode_start[:, None], fresh, previous)
 
     def act(
-        self, obs: torch.Tensor, state: State, episode_start: torch.Tensor,
+        self, obs: Any, state: PolicyState, episode_start: torch.Tensor,
         critic_obs: torch.Tensor | None = None, policy_noise: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
-        """Sample one step. ``obs`` ``[B, ...]`` -> ``(action, logprob [B], value [B], state)``."""
-        y, y_critic, state = self._trunks(
+    ) -> ActStep:
+        """Sample one step for a batch ``obs`` ``[B, ...]``.
+
+        Args:
+            obs: The observations.
+            state: The state after the previous step (:meth:`initial_state` at the start).
+            episode_start: ``[B]`` bool: ``obs`` starts an episode (the cores reset there).
+            critic_obs: A centralised critic's input ``[B, ...]``.
+            policy_noise: The previous step's ``inputs["policy_noise"]`` (Thompson head).
+        """
+        noise = self._policy_noise(policy_noise, episode_start)
+        head_input, features, state = self._trunks(
             tree_map(unsqueeze0, obs), state, episode_start.unsqueeze(0),
             None if critic_obs is None else critic_obs.unsqueeze(0),
         )
-        with self._policy_noise(policy_noise):
-            action, logprob = self.actor.sample(y[0], self.action_mask(obs))
-        return action, logprob, self.critic(y_critic[0]).squeeze(-1), state
-
-    @contextlib.contextmanager
-    def _policy_noise(self, noise: torch.Tensor | None) -> Iterator[None]:
-        """Act with the weight sample ``noise`` of a Thompson head (posterior mean if None)."""
-        if self.thompson is None:
-            yield
-            return
-        self.thompson.noise = noise
-        try:
-            yield
-        finally:
-            self.thompson.noise = None
+        action, logprob = self.actor.sample(head_input[0], self.action_mask(obs), noise)
+        value, var = self._value(features[0])
+        inputs = {}
+        if self.critic_observation_space is not None:
+            inputs["critic_obs"] = critic_obs
+        if noise is not None:
+            inputs["policy_noise"] = noise
+        if var is None:
+            return ActStep(action, logprob, value, state, inputs)
+        return ActStep(action, logprob, value, state, inputs, var.sqrt(), features[0])
 
     def value(
-        self, obs: torch.Tensor, state: State, episode_start: torch.Tensor,
+        self, obs: Any, state: PolicyState, episode_start: torch.Tensor,
         critic_obs: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Value of a sequence: ``obs`` ``[T, B, ...]`` -> ``[T, B]``."""
+        return self.value_and_std(obs, state, episode_start, critic_obs)[0]
+
+    def value_and_std(
+        self, obs: Any, state: PolicyState, episode_start: torch.Tensor,
+        critic_obs: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Value of a sequence ``[T, B]`` and its epistemic std (Bayesian value head, else None)."""
         if self.critic_core is None:
-            y, _ = self.core(self._actor_features(obs)[0], state, episode_start)
+            _, features, _ = self._actor(obs, state, episode_start)
         else:
-            critic_state = state[len(state) // 2 :]
-            critic_in = obs if critic_obs is None else critic_obs
-            y, _ = self.critic_core(self.critic_encoder(critic_in), critic_state, episode_start)
-        return self.critic(y).squeeze(-1)
+            features, _ = self._critic(obs, state, episode_start, critic_obs)
+        value, var = self._value(features)
+        return value, None if var is None else var.sqrt()
 
     def evaluate(
-        self, obs: torch.Tensor, action: torch.Tensor, state: State, episode_start: torch.Tensor,
-        critic_obs: torch.Tensor | None = None, policy_noise: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Log-probability, entropy and value of stored sequences, each ``[T, B]``."""
-        y, y_critic, _ = self._trunks(obs, state, episode_start, critic_obs)
-        with self._policy_noise(policy_noise):
-            logprob, entropy = self.actor.evaluate(y, action, self.action_mask(obs))
-        return logprob, entropy, self.critic(y_critic).squeeze(-1)
+        self, obs: Any, action: torch.Tensor, state: PolicyState, episode_start: torch.Tensor,
+        inputs: dict[str, torch.Tensor] | None = None, num_data: int = 1,
+    ) -> Evaluation:
+        """Log-probability, entropy and value of stored sequences, each ``[T, B]``.
+
+        Args:
+            obs, action, episode_start: Stored sequences ``[T, B, ...]``.
+            state: The state at the sequences' starts.
+            inputs: The stored :attr:`ActStep.inputs` ``[T, B, ...]`` by name.
+            num_data: Samples per rollout, which weigh the Bayesian heads' KL terms.
+        """
+        inputs = inputs or {}
+        noise = inputs.get("policy_noise")
+        head_input, features, _ = self._trunks(obs, state, episode_start, inputs.get("critic_obs"))
+        logprob, entropy = self.actor.evaluate(head_input, action, self.action_mask(obs), noise)
+        value, var = self._value(features)
+        policy_penalty = value_penalty = 0.0
+        if self.thompson is not None:
+            policy_penalty = self.thompson.kl_divergence() / num_data
+        if var is not None:
+            value_penalty = self.critic.elbo_penalty(var, num_data)
+        return Evaluation(logprob, entropy, value, policy_penalty, value_penalty)
 
     @torch.no_grad()
     def predict(
-        self, obs: torch.Tensor, state: State = (), episode_start: torch.Tensor | None = None,
-        deterministic: bool = True,
-    ) -> tuple[torch.Tensor, State]:
-        """Actions for a batch ``obs`` ``[B, ...]`` (the mode when ``deterministic``)."""
+        self, obs: Any, state: PolicyState | None = None,
+        episode_start: torch.Tensor | None = None, deterministic: bool = True,
+    ) -> tuple[torch.Tensor, PolicyState]:
+        """Actions for a batch ``obs`` ``[B, ...]`` (the mode when ``deterministic``; a Thompson
+        head acts with its posterior mean)."""
         first = next(iter(obs.values())) if isinstance(obs, dict) else obs
         if episode_start is None:
             episode_start = torch.zeros(first.shape[0], dtype=torch.bool, device=first.device)
-        if not state:
+        if state is None:
             state = self.initial_state(first.shape[0])
-        # Acting needs the actor's trunk only; the critic's part of the state is passed through.
-        split = len(state) // 2 if self.critic_core is not None else len(state)
-        features, nodes = self._actor_features(tree_map(unsqueeze0, obs))
-        y, actor_state = self.core(features, state[:split], episode_start.unsqueeze(0))
-        y = self._head_input(y, nodes)
-        state = actor_state + state[split:]
+        # Acting needs the actor's trunk only; the critic's state is passed through.
+        head_input, _, actor_state = self._actor(tree_map(unsqueeze0, obs), state,
+                                                 episode_start.unsqueeze(0))
         mask = self.action_mask(obs)
-        action = self.actor.mode(y[0], mask) if deterministic else self.actor.sample(y[0], mask)[0]
-        return action, state
+        y = head_input[0]
+        action = self.actor.mode(y, mask) if deterministic else self.actor.sample(y, mask)[0]
+        return action, PolicyState(actor_state, state.critic)

@@ -14,7 +14,6 @@ details follow Huang et al., "The 37 Implementation Details of PPO", 2022.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 import math
@@ -23,16 +22,17 @@ import pickle
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 import envs
-from agents.configs import check_field_types
+from agents.configs import Config
+from agents.loss import kl_exceeded, ppo_loss
 from agents.memory import CORES
 from agents.multiagent import AgentBatch
 from agents.policies import VALUE_HEADS, ActorCritic, tree_map
@@ -43,7 +43,7 @@ CHECKPOINT = "checkpoints/latest.pt"
 
 
 @dataclass(frozen=True)
-class PPOConfig:
+class PPOConfig(Config):
     """Everything that defines a PPO run. Logged with the run as ``config.json``."""
 
     env_id: str = "umbra/CartPole-v0"
@@ -133,7 +133,7 @@ class PPOConfig:
     reward, an exploration bonus for states the critic is unsure about. 0: none."""
 
     def __post_init__(self) -> None:
-        check_field_types(self)  # "PPOConfig.learning_rate must be a float, got 'fast' (str)"
+        super().__post_init__()  # the fields' types (agents/configs.py)
         positive = ("num_envs", "num_steps", "total_steps", "hidden_size", "num_minibatches",
                     "update_epochs")
         for name in positive:
@@ -187,20 +187,7 @@ class PPOConfig:
         """Rollout-and-update iterations needed to reach ``total_steps``."""
         return math.ceil(self.total_steps / self.batch_size)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON/TOML-serialisable dict of every field."""
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PPOConfig:
-        """Inverse of :meth:`to_dict`; an unknown key is a ``ValueError`` naming close fields."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=3)
-                hint = f"; did you mean {', '.join(close)}?" if close else ""
-                raise ValueError(f"unknown PPOConfig field {key!r}{hint}")
-        return cls(**data)
 
 
 @dataclass
@@ -237,6 +224,8 @@ def train(
         ``threshold_reached, threshold_steps, threshold_time_s``.
 
     Raises:
+        ValueError: the environment returned NaN or inf observations or rewards, or was given
+            an invalid action.
         FloatingPointError: a loss became NaN or infinite; the last good checkpoint is kept.
     """
     device = resolve_device(config.device)
@@ -244,68 +233,25 @@ def train(
     checkpoint_path = logdir / CHECKPOINT if logdir is not None else None
     saved = _load_checkpoint(checkpoint_path, config, resume)
 
-    # ---------------------------------------------------------------- environment and policy
+    # ---------------------------------------------------------------- environment, policy, storage
     torch.manual_seed(config.seed)
-    env = envs.make(config.env_id, num_envs=config.num_envs, device=device, **config.env_kwargs)
-    if env.kind == "multi-agent":  # agents folded into the batch: N * A copies, one policy
-        env = AgentBatch(env, centralised_critic=config.centralised_critic)
-    elif config.centralised_critic:
-        raise ValueError(f"centralised_critic needs a multi-agent environment; {config.env_id} "
-                         f"is {env.kind}")
-    obs_space, act_space = env.single_observation_space, env.single_action_space
-    policy = ActorCritic(obs_space, act_space, config.core, config.hidden_size,
-                         config.core_kwargs, config.shared_trunk,
-                         getattr(env, "critic_observation_space", None),
-                         config.encoder_kwargs, _communication(config, env),
-                         config.value_head, config.thompson_policy).to(device)
+    env = make_env(config, device)
+    policy = make_policy(config, env).to(device)
     optimizer = torch.optim.Adam(_param_groups(policy), lr=config.learning_rate, eps=1e-5,
                                  fused=True)
-    # Feed-forward cores learn from shuffled single steps, recurrent ones from whole sequences.
-    sequence_length = None
-    if policy.core.recurrent:
-        sequence_length = config.sequence_length or config.num_steps
-    obs_shape, obs_dtype = space_spec(obs_space)
-    buf = Rollout(config.num_steps, env.num_envs, obs_shape, act_space.shape,
-                  obs_dtype, torch_dtype(act_space), device, sequence_length,
-                  group_size=policy.communication.num_agents if policy.communication else 1)
-    start_update, global_step, elapsed_before = 0, 0, 0.0
-    recent_returns: deque[float] = deque(maxlen=100)
-    episodes = 0
-    threshold_steps, threshold_time = None, None
-    if saved is not None:
-        policy.load_state_dict(saved["policy"])
-        optimizer.load_state_dict(saved["optimizer"])
-        start_update, global_step = saved["update"], saved["global_step"]
-        elapsed_before, episodes = saved["elapsed_s"], saved["episodes"]
-        recent_returns.extend(saved["recent_returns"])
-        torch.set_rng_state(saved["torch_rng"])
-        if device.type == "cuda" and "cuda_rng" in saved:
-            torch.cuda.set_rng_state(saved["cuda_rng"], device)
-
-    writer = None
-    if logdir is not None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        logdir.mkdir(parents=True, exist_ok=True)
-        (logdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        # Points logged after the checkpoint (by an interrupted run) are purged by TensorBoard.
-        purge = global_step + 1 if saved is not None else None
-        writer = SummaryWriter(str(logdir), purge_step=purge)
-        if saved is None:
-            writer.add_text("config", "```\n" + json.dumps(config.to_dict(), indent=2) + "\n```")
+    buf = make_rollout(config, env, policy, device)
+    run = _RunState.restore(saved, policy, optimizer, device) if saved else _RunState()
+    writer = _open_writer(logdir, config, resumed_at=run.global_step if saved else None)
 
     # A resumed run reseeds the environment per update so that it does not replay the start.
-    obs, info = env.reset(seed=config.seed + 7919 * start_update)
+    obs, info = env.reset(seed=config.seed + 7919 * run.update)
     carry = Carry(obs, policy.initial_state(env.num_envs),
                   torch.ones(env.num_envs, dtype=torch.bool, device=device), info.get("critic_obs"))
     uncertainty = _UncertaintyLog(policy, env, device, config.seed) if policy.bayesian_value \
         else None
-    start_time = time.perf_counter()
+    run.start_clock()
 
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - start_time
-
-    for update in range(start_update, config.num_updates):
+    for update in range(run.update, config.num_updates):
         frac = 1.0 - update / config.num_updates
         lr = config.learning_rate * frac if config.anneal_lr else config.learning_rate
         for group in optimizer.param_groups:
@@ -318,142 +264,265 @@ def train(
                         config.reward_scale, config.uncertainty_bonus)
         # Bad input is caught before it is learned from (one sync per rollout on a GPU).
         env.check_deferred()
-        _check_rollout_finite(buf, env, global_step)
-        global_step += config.batch_size
+        _check_rollout_finite(buf, env, run.global_step)
+        run.global_step += config.batch_size
 
         # ------------------------------------------------------------ update
         policy.train()
         if policy.bayesian_value:  # the value head's posterior covariance, from the rollout
             policy.critic.fit()
-        stats = torch.zeros(6, device=device)  # policy, value, entropy, kl, clipfrac, count
-        nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-        for _epoch in range(config.update_epochs):
-            epoch_kl = torch.zeros((), device=device)
-            for mb in buf.minibatches(config.num_minibatches):
-                new_logprob, entropy, new_value = policy.evaluate(
-                    mb.obs, mb.actions, mb.state, mb.episode_starts, mb.critic_obs, mb.policy_noise
-                )
-                log_ratio = new_logprob - mb.logprobs
-                ratio = log_ratio.exp()
-                adv = mb.advantages
-                if config.norm_adv:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                policy_loss = torch.max(-adv * ratio,
-                                        -adv * ratio.clamp(1 - clip, 1 + clip)).mean()
-                if config.clip_vloss:
-                    clipped = mb.values + (new_value - mb.values).clamp(-clip, clip)
-                    value_loss = 0.5 * torch.max((new_value - mb.returns).square(),
-                                                 (clipped - mb.returns).square()).mean()
-                else:
-                    value_loss = 0.5 * (new_value - mb.returns).square().mean()
-                if policy.bayesian_value:  # the rest of the ELBO (see agents/bayesian.py)
-                    value_loss = value_loss + policy.critic.elbo_penalty(config.batch_size)
-                if policy.thompson is not None:  # the guide's KL, weighted 1 / samples
-                    policy_loss = policy_loss + policy.thompson.kl_divergence() / config.batch_size
-                entropy_loss = entropy.mean()
-                loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy_loss
-
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm, foreach=True)
-                optimizer.step()
-
-                with torch.no_grad():
-                    approx_kl = ((ratio - 1) - log_ratio).mean()  # Schulman's k3 estimator
-                    clipfrac = ((ratio - 1.0).abs() > clip).float().mean()
-                    nonfinite |= ~torch.isfinite(loss)
-                    stats += torch.stack((policy_loss, value_loss, entropy_loss, approx_kl,
-                                          clipfrac, torch.ones((), device=device)))
-                    epoch_kl = torch.maximum(epoch_kl, approx_kl)
-            if config.target_kl is not None and epoch_kl.item() > config.target_kl:
-                break
+        stats = update_policy(policy, optimizer, buf, config, clip)
 
         # ------------------------------------------------------------ bookkeeping (one sync)
-        if bool(nonfinite):
-            kept = (
-                f"The last good checkpoint is kept at {checkpoint_path}."
-                if checkpoint_path is not None and checkpoint_path.is_file()
-                else "No checkpoint was written before it."
-            )
-            raise FloatingPointError(
-                f"the PPO loss became NaN or infinite at update {update + 1} (global step "
-                f"{global_step}) although the environment's observations and rewards were "
-                f"finite; parameters after it are unusable. {kept} Try a lower learning_rate "
-                "or reward_scale."
-            )
+        _stop_if_nonfinite(stats, update, run.global_step, checkpoint_path)
         finished, finished_lengths = buf.finished_episodes()
-        recent_returns.extend(finished)
-        episodes += len(finished)
-        wall = elapsed()
+        run.add_episodes(finished)
+        wall = run.elapsed()
         scalars = uncertainty.measure(buf) if uncertainty is not None else {}
         if writer is not None:
-            for tag, value in scalars.items():
-                writer.add_scalar(tag, value, global_step)
-            policy_loss_, value_loss_, entropy_, kl_, clipfrac_, count = stats.tolist()
-            count = max(count, 1.0)
-            if finished:
-                writer.add_scalar("charts/episode_return", sum(finished) / len(finished),
-                                  global_step)
-                writer.add_scalar("charts/episode_length",
-                                  sum(finished_lengths) / len(finished_lengths), global_step)
-            writer.add_scalar("charts/sps", global_step / max(wall, 1e-9), global_step)
-            writer.add_scalar("charts/learning_rate", lr, global_step)
-            writer.add_scalar("losses/policy_loss", policy_loss_ / count, global_step)
-            writer.add_scalar("losses/value_loss", value_loss_ / count, global_step)
-            writer.add_scalar("losses/entropy", entropy_ / count, global_step)
-            writer.add_scalar("losses/approx_kl", kl_ / count, global_step)
-            writer.add_scalar("losses/clipfrac", clipfrac_ / count, global_step)
-
-        reached = (
-            config.stop_at_return is not None
-            and len(recent_returns) >= 20
-            and _mean(list(recent_returns)[-20:]) >= config.stop_at_return
-        )
+            _log_update(writer, run.global_step, stats, finished, finished_lengths, wall, lr,
+                        scalars)
+        reached = threshold_reached(run.recent_returns, config.stop_at_return)
         if reached:
-            threshold_steps, threshold_time = global_step, wall
+            run.threshold_steps, run.threshold_time = run.global_step, wall
         last = update + 1 == config.num_updates or reached
         if checkpoint_path is not None and (
             last or (config.checkpoint_every and (update + 1) % config.checkpoint_every == 0)
         ):
-            _save_checkpoint(checkpoint_path, {
-                "config": config.to_dict(), "policy": policy.state_dict(),
-                "optimizer": optimizer.state_dict(), "update": update + 1,
-                "global_step": global_step, "elapsed_s": wall, "episodes": episodes,
-                "recent_returns": list(recent_returns), "torch_rng": torch.get_rng_state(),
-                **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-            })
+            run.update = update + 1
+            _save_checkpoint(checkpoint_path, run.checkpoint(config, policy, optimizer, wall,
+                                                             device))
         if progress is not None:
-            progress(global_step)
+            progress(run.global_step)
         if reached:
             break
 
-    wall = elapsed()
+    wall = run.elapsed()
     metrics: dict[str, Any] = {
-        "steps": global_step,
+        "steps": run.global_step,
         "wall_time_s": wall,
-        "sps": global_step / max(wall, 1e-9),
-        "final_return": _mean(list(recent_returns)) if recent_returns else None,
-        "episodes": episodes,
+        "sps": run.global_step / max(wall, 1e-9),
+        "final_return": _mean(list(run.recent_returns)) if run.recent_returns else None,
+        "episodes": run.episodes,
     }
     if uncertainty is not None:
         metrics.update(uncertainty.summary())
     if config.stop_at_return is not None:
-        metrics.update(threshold_reached=threshold_steps is not None,
-                       threshold_steps=threshold_steps, threshold_time_s=threshold_time)
+        metrics.update(threshold_reached=run.threshold_steps is not None,
+                       threshold_steps=run.threshold_steps, threshold_time_s=run.threshold_time)
     if writer is not None:
         writer.close()
     env.close()
     return TrainResult(policy=policy, metrics=metrics)
 
 
+# ---------------------------------------------------------------------------------- the pieces
+def make_env(config: PPOConfig, device: torch.device) -> Any:
+    """The run's batched environment; a multi-agent task folded into ``N * A`` copies
+    (:class:`agents.multiagent.AgentBatch`: IPPO, or MAPPO with ``centralised_critic``)."""
+    env = envs.make(config.env_id, num_envs=config.num_envs, device=device, **config.env_kwargs)
+    if env.kind == "multi-agent":
+        return AgentBatch(env, centralised_critic=config.centralised_critic)
+    if config.centralised_critic:
+        raise ValueError(f"centralised_critic needs a multi-agent environment; {config.env_id} "
+                         f"is {env.kind}")
+    return env
+
+
+def make_policy(config: PPOConfig, env: Any) -> ActorCritic:
+    """The policy that ``config`` describes for ``env``'s spaces (on the CPU)."""
+    encoder_kwargs = dict(config.encoder_kwargs)
+    node_head = encoder_kwargs.pop("node_head", None)  # the config keeps graph options together
+    return ActorCritic(
+        env.single_observation_space, env.single_action_space, config.core,
+        hidden_size=config.hidden_size, core_kwargs=config.core_kwargs,
+        shared_trunk=config.shared_trunk,
+        critic_observation_space=getattr(env, "critic_observation_space", None),
+        encoder_kwargs=encoder_kwargs, node_head=node_head,
+        communication=_communication(config, env), value_head=config.value_head,
+        thompson_policy=config.thompson_policy,
+    )
+
+
+def make_rollout(config: PPOConfig, env: Any, policy: ActorCritic,
+                 device: torch.device) -> Rollout:
+    """Rollout storage for ``policy`` on ``env``: feed-forward cores learn from shuffled single
+    steps, recurrent ones from whole sequences of ``sequence_length`` (default: the rollout)."""
+    sequence_length = None
+    if policy.core.recurrent:
+        sequence_length = config.sequence_length or config.num_steps
+    obs_shape, obs_dtype = space_spec(env.single_observation_space)
+    act_space = env.single_action_space
+    return Rollout(config.num_steps, env.num_envs, obs_shape, act_space.shape, obs_dtype,
+                   torch_dtype(act_space), device, sequence_length,
+                   group_size=policy.communication.num_agents if policy.communication else 1)
+
+
+class UpdateStats(NamedTuple):
+    """What one update did, on the device (read at the bookkeeping's one sync).
+
+    Attributes:
+        sums: ``[6]``: policy loss, value loss, entropy, approximate KL, clip fraction and the
+            number of minibatches, summed over the minibatches.
+        nonfinite: Whether any minibatch's loss was NaN or infinite.
+    """
+
+    sums: torch.Tensor
+    nonfinite: torch.Tensor
+
+
+def update_policy(policy: ActorCritic, optimizer: torch.optim.Optimizer, buf: Rollout,
+                  config: PPOConfig, clip: float) -> UpdateStats:
+    """``update_epochs`` passes of minibatch gradient steps on ``buf`` (:func:`ppo_loss`),
+    stopping early once an epoch's largest approximate KL exceeds ``target_kl``."""
+    device = buf.rewards.device
+    sums = torch.zeros(6, device=device)
+    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+    for _epoch in range(config.update_epochs):
+        epoch_kl = torch.zeros((), device=device)
+        for mb in buf.minibatches(config.num_minibatches):
+            new = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts, mb.inputs,
+                                  num_data=config.batch_size)
+            terms = ppo_loss(new, mb.logprobs, mb.values, mb.advantages, mb.returns, clip=clip,
+                             vf_coef=config.vf_coef, ent_coef=config.ent_coef,
+                             norm_adv=config.norm_adv, clip_vloss=config.clip_vloss)
+            optimizer.zero_grad(set_to_none=True)
+            terms.loss.backward()
+            nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm, foreach=True)
+            optimizer.step()
+            with torch.no_grad():
+                nonfinite |= ~torch.isfinite(terms.loss)
+                sums += torch.stack((terms.policy_loss, terms.value_loss, terms.entropy,
+                                     terms.approx_kl, terms.clipfrac,
+                                     torch.ones((), device=device)))
+                epoch_kl = torch.maximum(epoch_kl, terms.approx_kl)
+        if config.target_kl is not None and kl_exceeded(epoch_kl.item(), config.target_kl):
+            break
+    return UpdateStats(sums, nonfinite)
+
+
+def threshold_reached(recent_returns: Sequence[float], stop_at_return: float | None) -> bool:
+    """The stop rule: the mean return of the last 20 finished episodes reached
+    ``stop_at_return`` (never when it is None or fewer than 20 episodes finished)."""
+    if stop_at_return is None or len(recent_returns) < 20:
+        return False
+    return _mean(list(recent_returns)[-20:]) >= stop_at_return
+
+
+@dataclass
+class _RunState:
+    """Where a run stands: what a checkpoint saves besides the networks."""
+
+    update: int = 0
+    global_step: int = 0
+    elapsed_before: float = 0.0
+    episodes: int = 0
+    recent_returns: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    threshold_steps: int | None = None
+    threshold_time: float | None = None
+    started: float = 0.0
+
+    @classmethod
+    def restore(cls, saved: dict[str, Any], policy: ActorCritic,
+                optimizer: torch.optim.Optimizer, device: torch.device) -> _RunState:
+        """Load a checkpoint's networks, optimiser and random state; its run state."""
+        policy.load_state_dict(saved["policy"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in saved:
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        run = cls(update=saved["update"], global_step=saved["global_step"],
+                  elapsed_before=saved["elapsed_s"], episodes=saved["episodes"])
+        run.recent_returns.extend(saved["recent_returns"])
+        return run
+
+    def start_clock(self) -> None:
+        self.started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Training seconds, over every resumed part of the run."""
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def add_episodes(self, returns: list[float]) -> None:
+        self.recent_returns.extend(returns)
+        self.episodes += len(returns)
+
+    def checkpoint(self, config: PPOConfig, policy: ActorCritic,
+                   optimizer: torch.optim.Optimizer, wall: float,
+                   device: torch.device) -> dict[str, Any]:
+        """What :func:`_save_checkpoint` writes (every key of :data:`_CHECKPOINT_KEYS`)."""
+        return {
+            "config": config.to_dict(), "policy": policy.state_dict(),
+            "optimizer": optimizer.state_dict(), "update": self.update,
+            "global_step": self.global_step, "elapsed_s": wall, "episodes": self.episodes,
+            "recent_returns": list(self.recent_returns), "torch_rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
+        }
+
+
+def _open_writer(logdir: Path | None, config: PPOConfig, resumed_at: int | None) -> Any:
+    """A TensorBoard writer for ``logdir`` (None without one); writes ``config.json``."""
+    if logdir is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    logdir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(config.to_dict(), indent=2)
+    (logdir / "config.json").write_text(text + "\n")
+    # Points logged after the checkpoint (by an interrupted run) are purged by TensorBoard.
+    writer = SummaryWriter(str(logdir), purge_step=None if resumed_at is None else resumed_at + 1)
+    if resumed_at is None:
+        writer.add_text("config", "```\n" + text + "\n```")
+    return writer
+
+
+def _stop_if_nonfinite(stats: UpdateStats, update: int, global_step: int,
+                       checkpoint_path: Path | None) -> None:
+    """``FloatingPointError`` if the update's loss was NaN or infinite (one sync)."""
+    if not bool(stats.nonfinite):
+        return
+    kept = (
+        f"The last good checkpoint is kept at {checkpoint_path}."
+        if checkpoint_path is not None and checkpoint_path.is_file()
+        else "No checkpoint was written before it."
+    )
+    raise FloatingPointError(
+        f"the PPO loss became NaN or infinite at update {update + 1} (global step "
+        f"{global_step}) although the environment's observations and rewards were "
+        f"finite; parameters after it are unusable. {kept} Try a lower learning_rate "
+        "or reward_scale."
+    )
+
+
+def _log_update(writer: Any, global_step: int, stats: UpdateStats, finished: list[float],
+                finished_lengths: list[int], wall: float, lr: float,
+                scalars: dict[str, float]) -> None:
+    """One update's ``charts/*``, ``losses/*`` (and ``uncertainty/*``) scalars."""
+    for tag, value in scalars.items():
+        writer.add_scalar(tag, value, global_step)
+    policy_loss, value_loss, entropy, kl, clipfrac, count = stats.sums.tolist()
+    count = max(count, 1.0)
+    if finished:
+        writer.add_scalar("charts/episode_return", sum(finished) / len(finished), global_step)
+        writer.add_scalar("charts/episode_length",
+                          sum(finished_lengths) / len(finished_lengths), global_step)
+    writer.add_scalar("charts/sps", global_step / max(wall, 1e-9), global_step)
+    writer.add_scalar("charts/learning_rate", lr, global_step)
+    writer.add_scalar("losses/policy_loss", policy_loss / count, global_step)
+    writer.add_scalar("losses/value_loss", value_loss / count, global_step)
+    writer.add_scalar("losses/entropy", entropy / count, global_step)
+    writer.add_scalar("losses/approx_kl", kl / count, global_step)
+    writer.add_scalar("losses/clipfrac", clipfrac / count, global_step)
+
+
 def _param_groups(policy: ActorCritic) -> list[dict[str, Any]]:
-    """Adam's parameter groups: everything at the run's learning rate, except the scales of
-    Bayesian guides, which move ``agents.bayesian.SCALE_LR_MULTIPLIER`` times faster."""
+    """Adam's parameter groups: the trainable parameters at the run's learning rate, except the
+    scales of Bayesian guides, which move ``agents.bayesian.SCALE_LR_MULTIPLIER`` times faster."""
     from agents.bayesian import SCALE_LR_MULTIPLIER, guide_scale_parameters
 
     scales = guide_scale_parameters(policy)
     ids = {id(p) for p in scales}
-    groups = [{"params": [p for p in policy.parameters() if id(p) not in ids],
+    groups = [{"params": [p for p in policy.parameters() if p.requires_grad and id(p) not in ids],
                "lr_multiplier": 1.0}]
     if scales:
         groups.append({"params": scales, "lr_multiplier": SCALE_LR_MULTIPLIER})
@@ -545,8 +614,9 @@ class _UncertaintyLog:
         if self.probe is not None:
             count = self.probe.shape[0]
             starts = torch.ones(1, count, dtype=torch.bool, device=self.probe.device)
-            self.policy.value(self.probe.unsqueeze(0), self.policy.initial_state(count), starts)
-            scalars["uncertainty/value_std_unvisited"] = self.policy.critic.last_std.mean().item()
+            _, std = self.policy.value_and_std(self.probe.unsqueeze(0),
+                                               self.policy.initial_state(count), starts)
+            scalars["uncertainty/value_std_unvisited"] = std.mean().item()
         for tag, value in scalars.items():
             self.first.setdefault(tag, value)
             self.last[tag] = value

@@ -15,8 +15,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from agents.memory import State
-from agents.policies import ActorCritic, tree_map, unsqueeze0
+from agents.policies import ActorCritic, PolicyState, tree_map, unsqueeze0
 from envs.core import BatchedEnv, torch_dtype
 
 
@@ -96,11 +95,12 @@ def _store(buffer: Any, t: int, value: Any) -> None:
 
 @dataclass
 class Carry:
-    """What one rollout hands to the next: the current observation, core state, episode starts
-    (and the critic's own observation, for a centralised critic)."""
+    """What one rollout hands to the next: the current observation, policy state, episode starts,
+    the critic's own observation (a centralised critic) and the last step's policy noise (a
+    Thompson head's per-episode weight sample)."""
 
     obs: torch.Tensor
-    state: State
+    state: PolicyState
     episode_start: torch.Tensor
     critic_obs: torch.Tensor | None = None
     policy_noise: torch.Tensor | None = None
@@ -119,15 +119,15 @@ def collect(
 ) -> Carry:
     """Fill ``buf`` with ``buf.num_steps`` steps of every copy, then its advantages and returns.
 
-    Truncated episodes did not end: their last reward gets ``gamma * V(final_obs)`` added, the
-    value computed with the core state of that step. An environment that gives the critic its own
-    input (``info["critic_obs"]``, ``info["final_critic_obs"]``: MAPPO through
-    :class:`agents.multiagent.AgentBatch`) has it stored and used. Box actions are clipped to
-    the action space before the environment sees them; the unclipped sample is stored for the
-    log-probability. With a Bayesian value head (``policy.bayesian_value``) the epistemic std of
-    each step's value is stored in ``buf.value_std`` and ``uncertainty_bonus * std`` is added to
-    the learning reward (an exploration bonus; logged returns stay the environment's).
-    Nothing leaves the device.
+    Each step stores what :meth:`ActorCritic.act` returns (:class:`agents.policies.ActStep`): the
+    action, its log-probability, the value and the inputs the policy hands back for the
+    update. Truncated episodes did not end: their last reward gets
+    ``gamma * V(final_obs)`` added (:func:`truncation_bootstrap`). Box actions are clipped to the
+    action space before the environment sees them; the unclipped sample is stored for the
+    log-probability. With a Bayesian value head the epistemic std of each step's value is stored
+    in ``buf.value_std``, ``uncertainty_bonus * std`` is added to the learning reward (an
+    exploration bonus; logged returns stay the environment's) and the visited states' critic
+    features are handed to the head for its next covariance fit.
 
     Returns:
         The carry for the next rollout.
@@ -135,36 +135,28 @@ def collect(
     obs, state, episode_start = carry.obs, carry.state, carry.episode_start
     critic_obs, noise = carry.critic_obs, carry.policy_noise
     bounds = action_bounds(env.single_action_space, env.device)
+    group = policy.communication.num_agents if policy.communication is not None else 1
     for t in range(buf.num_steps):
         _store(buf.obs, t, obs)
         buf.episode_starts[t] = episode_start
         buf.store_state(t, state)
-        if critic_obs is not None:
-            buf.store_optional("critic_obs", t, critic_obs)
-        if policy.thompson is not None:  # one weight sample per episode and copy
-            fresh = policy.thompson.sample_noise(env.num_envs)
-            noise = fresh if noise is None else torch.where(episode_start[:, None], fresh, noise)
-            buf.store_optional("policy_noise", t, noise)
-        action, logprob, value, state = policy.act(obs, state, episode_start, critic_obs, noise)
+        step = policy.act(obs, state, episode_start, critic_obs, noise)
+        buf.store_inputs(t, step.inputs)
         bonus = 0.0
-        if policy.bayesian_value:
-            policy.critic.observe()  # the visited states: data of the next covariance fit
-            value_std = policy.critic.last_std.squeeze(-1)
-            buf.value_std[t] = value_std
-            bonus = uncertainty_bonus * value_std
-        obs, reward, terminated, truncated, info = env.step(clip_action(action, bounds))
-        final_critic = info.get("final_critic_obs")
-        final_value = policy.value(
-            tree_map(unsqueeze0, info["final_obs"]), state,
-            torch.zeros_like(episode_start).unsqueeze(0),
-            None if final_critic is None else final_critic.unsqueeze(0),
-        )[0]
+        if step.value_std is not None:
+            buf.value_std[t] = step.value_std
+            bonus = uncertainty_bonus * step.value_std
+        if step.critic_features is not None:  # the visited states: data of the covariance fit
+            policy.critic.observe(step.critic_features)
+        obs, reward, terminated, truncated, info = env.step(clip_action(step.action, bounds))
+        bootstrap = truncation_bootstrap(policy, info, step.state, terminated, truncated, gamma,
+                                         group)
+        state, noise = step.state, step.inputs.get("policy_noise")
         critic_obs = info.get("critic_obs")
-        bootstrap = (truncated & ~terminated).float() * gamma * final_value
         episode_start = terminated | truncated
-        buf.actions[t] = action
-        buf.logprobs[t] = logprob
-        buf.values[t] = value
+        buf.actions[t] = step.action
+        buf.logprobs[t] = step.logprob
+        buf.values[t] = step.value
         buf.rewards[t] = reward * reward_scale + bootstrap + bonus
         buf.dones[t] = episode_start
         buf.episode_return[t] = info["episode_return"]
@@ -178,9 +170,62 @@ def collect(
     return Carry(obs, state, episode_start, critic_obs, noise)
 
 
+def _bootstrap_every_copy(device: torch.device) -> bool:
+    """Whether :func:`truncation_bootstrap` runs the critic on every copy (accelerators)."""
+    return device.type != "cpu"
+
+
+def truncation_bootstrap(
+    policy: ActorCritic,
+    info: dict[str, Any],
+    state: PolicyState,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor,
+    gamma: float,
+    group: int = 1,
+) -> torch.Tensor:
+    """``gamma * V(final_obs)`` where a copy was truncated and not terminated, else 0 ``[N]``.
+
+    A truncated episode did not end: its last reward is bootstrapped with the value of the
+    observation it was cut at (``info["final_obs"]``, and ``info["final_critic_obs"]`` for a
+    centralised critic), under the core state of that step. On the CPU the critic runs only on
+    those copies (truncation is rare; finding them costs nothing); on an accelerator it runs on
+    every copy, as one batched forward is cheaper than a synchronisation per step. ``group``
+    keeps the agents of one multi-agent copy together (they communicate).
+
+    Shapes:
+        ``terminated``, ``truncated`` ``[N]`` -> ``[N]``.
+    """
+    needs = truncated & ~terminated
+    final_obs, final_critic = info["final_obs"], info.get("final_critic_obs")
+    if _bootstrap_every_copy(needs.device):
+        start = torch.zeros_like(needs).unsqueeze(0)
+        value = policy.value(tree_map(unsqueeze0, final_obs), state, start,
+                             None if final_critic is None else final_critic.unsqueeze(0))[0]
+        return needs.float() * gamma * value
+    bootstrap = torch.zeros(needs.shape, device=needs.device)
+    if not bool(needs.any()):
+        return bootstrap
+    if group > 1:  # a copy's agents are truncated together; keep whole groups anyway
+        needs = needs.view(-1, group).any(dim=1).repeat_interleave(group)
+    rows = needs.nonzero()[:, 0]
+
+    def pick(f: torch.Tensor) -> torch.Tensor:
+        return f.index_select(0, rows).unsqueeze(0)
+
+    value = policy.value(
+        tree_map(pick, final_obs), state.map(lambda s: s.index_select(1, rows)),
+        torch.zeros((1, rows.numel()), dtype=torch.bool, device=needs.device),
+        None if final_critic is None else pick(final_critic),
+    )[0]
+    keep = (truncated & ~terminated).index_select(0, rows).float()
+    return bootstrap.index_put_((rows,), keep * gamma * value)
+
+
 @dataclass
 class Minibatch:
-    """Sequences ``[L, B, ...]`` for one gradient step, and the core state at their starts."""
+    """Sequences ``[L, B, ...]`` for one gradient step, and the policy state at their starts;
+    ``inputs`` holds the stored :attr:`ActStep.inputs <agents.policies.ActStep.inputs>`."""
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -189,9 +234,8 @@ class Minibatch:
     advantages: torch.Tensor
     returns: torch.Tensor
     episode_starts: torch.Tensor
-    state: State
-    critic_obs: torch.Tensor | None = None
-    policy_noise: torch.Tensor | None = None
+    state: PolicyState
+    inputs: dict[str, torch.Tensor]
 
 
 class Rollout:
@@ -240,12 +284,11 @@ class Rollout:
         self.dones = torch.zeros(size, dtype=torch.bool, device=device)
         #: ``episode_starts[t]``: ``obs[t]`` is the first observation of an episode.
         self.episode_starts = torch.zeros(size, dtype=torch.bool, device=device)
-        #: The critic's own input where it differs from ``obs`` (MAPPO), else None.
-        self.critic_obs: torch.Tensor | None = None
-        #: The weight-sample noise of a Thompson policy head at each step, else None.
-        self.policy_noise: torch.Tensor | None = None
-        #: Core state before the first step of each chunk: a tuple of ``[chunks, ...]``.
-        self.states: tuple[torch.Tensor, ...] = ()
+        #: The inputs the policy hands back at each step (:attr:`ActStep.inputs
+        #: <agents.policies.ActStep.inputs>`) by name, ``[T, N, ...]`` each, allocated on first use.
+        self.inputs: dict[str, torch.Tensor] = {}
+        #: Policy state before the first step of each chunk: ``[chunks, ...]`` per tensor.
+        self.states: PolicyState | None = None
         self.advantages = torch.zeros(size, device=device)
         self.returns = torch.zeros(size, device=device)
         # Episode statistics from the environment, read once per rollout (one sync, not per step).
@@ -260,25 +303,27 @@ class Rollout:
         return (self.episode_return[self.episode_done].tolist(),
                 self.episode_length[self.episode_done].tolist())
 
-    def store_optional(self, name: str, t: int, value: torch.Tensor) -> None:
-        """Record ``value`` at step ``t`` in the optional field ``name`` (``critic_obs`` or
-        ``policy_noise``), allocated on first use."""
-        if getattr(self, name) is None:
-            setattr(self, name, torch.zeros((self.num_steps,) + value.shape, dtype=value.dtype,
-                                            device=value.device))
-        getattr(self, name)[t] = value
+    def store_inputs(self, t: int, inputs: dict[str, torch.Tensor]) -> None:
+        """Record the inputs the policy handed back at step ``t``, each ``[N, ...]``."""
+        for name, value in inputs.items():
+            if name not in self.inputs:
+                self.inputs[name] = torch.zeros((self.num_steps,) + value.shape,
+                                                dtype=value.dtype, device=value.device)
+            self.inputs[name][t] = value
 
-    def store_state(self, t: int, state: State) -> None:
-        """Record the core state used at step ``t`` if a chunk starts there."""
-        if not state or self.sequence_length is None or t % self.sequence_length:
+    def store_state(self, t: int, state: PolicyState) -> None:
+        """Record the policy state used at step ``t`` if a chunk starts there."""
+        if self.sequence_length is None or t % self.sequence_length:
             return
-        if not self.states:
+        if self.states is None:
             chunks = self.num_steps // self.sequence_length
-            self.states = tuple(
-                torch.zeros((chunks,) + s.shape, dtype=s.dtype, device=s.device) for s in state
+            self.states = state.map(
+                lambda s: torch.zeros((chunks,) + s.shape, dtype=s.dtype, device=s.device)
             )
-        for buffer, s in zip(self.states, state, strict=True):
-            buffer[t // self.sequence_length] = s
+        chunk = t // self.sequence_length
+        for buffer, s in zip(self.states.actor + self.states.critic, state.actor + state.critic,
+                             strict=True):
+            buffer[chunk] = s
 
     def _shuffled(self, count: int, generator: torch.Generator | None) -> torch.Tensor:
         """A random order of ``count`` rows that keeps each group of ``group_size`` together."""
@@ -303,11 +348,7 @@ class Rollout:
         """
         fields = {"obs": self.obs, "actions": self.actions, "logprobs": self.logprobs,
                   "values": self.values, "advantages": self.advantages, "returns": self.returns,
-                  "episode_starts": self.episode_starts}
-        if self.critic_obs is not None:
-            fields["critic_obs"] = self.critic_obs
-        if self.policy_noise is not None:
-            fields["policy_noise"] = self.policy_noise
+                  "episode_starts": self.episode_starts, "inputs": self.inputs}
         if self.sequence_length is None:
             total = self.num_steps * self.num_envs
             order = self._shuffled(total, generator)
@@ -318,7 +359,8 @@ class Rollout:
                 def pick(f: torch.Tensor, index: torch.Tensor = index) -> torch.Tensor:
                     return f[index].unsqueeze(0)
 
-                yield Minibatch(**{k: tree_map(pick, f) for k, f in flat.items()}, state=())
+                yield Minibatch(**{k: tree_map(pick, f) for k, f in flat.items()},
+                                state=PolicyState(()))
             return
         length = self.sequence_length
         chunks = self.num_steps // length
@@ -331,10 +373,10 @@ class Rollout:
 
         seqs = {k: tree_map(to_chunks, f) for k, f in fields.items()}
         # Stored states are [chunks, layers, N, ...] -> [layers, chunks * N, ...].
-        starts = [s.transpose(0, 1).flatten(1, 2) for s in self.states]
+        starts = (self.states or PolicyState(())).map(lambda s: s.transpose(0, 1).flatten(1, 2))
         order = self._shuffled(chunks * self.num_envs, generator)
         for index in self._split(order, num_minibatches):
-            state = tuple(s.index_select(1, index) for s in starts)
+            state = starts.map(lambda s, index=index: s.index_select(1, index))
 
             def pick_seq(f: torch.Tensor, index: torch.Tensor = index) -> torch.Tensor:
                 return f[:, index]

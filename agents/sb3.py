@@ -48,7 +48,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnvWrapper
 
 import envs
-from agents.configs import check_field_types
+from agents.configs import Config
 
 #: Agent name -> (module, class, policy for vector observations, policy for Dict observations).
 SB3_AGENTS: dict[str, tuple[str, str, str, str]] = {
@@ -82,7 +82,7 @@ WINDOW = 20
 
 
 @dataclass(frozen=True)
-class SB3Config:
+class SB3Config(Config):
     """Everything that defines a stable-baselines3 run. Logged with the run as ``config.json``."""
 
     agent: str = "sb3-ppo"
@@ -108,7 +108,7 @@ class SB3Config:
     """Stop once the mean return of the last 20 finished episodes reaches this."""
 
     def __post_init__(self) -> None:
-        check_field_types(self)  # "SB3Config.total_steps must be an int, got '1k' (str)"
+        super().__post_init__()  # the fields' types (agents/configs.py)
         if self.agent not in SB3_AGENTS:
             raise ValueError(f"unknown stable-baselines3 agent {self.agent!r}; known: "
                              f"{', '.join(SB3_AGENTS)}")
@@ -127,20 +127,7 @@ class SB3Config:
                 raise ValueError(f"{SB3_AGENTS[self.agent][1]} has no argument {key!r}; {hint}"
                                  f"accepted: {', '.join(accepted)}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict of every field."""
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SB3Config:
-        """Inverse of :meth:`to_dict`; an unknown key is a ``ValueError`` naming close fields."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=3)
-                hint = f"; did you mean {', '.join(close)}?" if close else ""
-                raise ValueError(f"unknown SB3Config field {key!r}{hint}")
-        return cls(**data)
 
 
 def sb3_config(agent: str, env_id: str, **overrides: Any) -> SB3Config:

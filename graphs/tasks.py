@@ -33,7 +33,6 @@ optional: they download, so tests never call them.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import difflib
 import inspect
 import time
@@ -49,7 +48,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import one_hot, stochastic_blockmodel_graph
 
-from agents.configs import check_field_types
+from agents.configs import Config
 from envs.core import resolve_device
 from graphs.encoders import MODELS, READOUTS, GraphEncoder
 
@@ -817,7 +816,7 @@ def is_graph_task(task_id: str) -> bool:
 
 
 @dataclass(frozen=True)
-class GraphTaskConfig:
+class GraphTaskConfig(Config):
     """Everything that defines one graph-learning trial. Logged with the run as ``config.json``.
 
     Benchmarks build it with :func:`graph_task_config` and run it with :func:`train_task`.
@@ -863,7 +862,7 @@ class GraphTaskConfig:
     """``"cpu"``, ``"cuda"`` or ``"auto"``."""
 
     def __post_init__(self) -> None:
-        check_field_types(self)  # "GraphTaskConfig.lr must be a float, got 'fast' (str)"
+        super().__post_init__()  # the fields' types (agents/configs.py)
         _check_choice("learning task", self.task_id, list(TASKS))
         _check_choice("model", self.model, list(MODELS))
         _check_choice("head", self.head, list(HEADS))
@@ -909,20 +908,7 @@ class GraphTaskConfig:
         """``"node"`` or ``"graph"`` classification."""
         return TASKS[self.task_id].kind
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON/TOML-serialisable dict of every field."""
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GraphTaskConfig:
-        """Inverse of :meth:`to_dict`; an unknown key is a ``ValueError`` naming close fields."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=3)
-                hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-                raise ValueError(f"unknown GraphTaskConfig field {key!r}{hint}")
-        return cls(**data)
 
 
 def graph_task_config(agent: str, task_id: str, **overrides: Any) -> GraphTaskConfig:

@@ -9,8 +9,8 @@ def _assert_ratio_is_one(policy, buf, num_minibatches=2):
     log-probabilities and values the rollout recorded (ratio = 1 to 1e-5)."""
     for mb in buf.minibatches(num_minibatches):
         with torch.no_grad():
-            logprob, _, value = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts,
-                                                mb.critic_obs, mb.policy_noise)
+            new = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts, mb.inputs)
+        logprob, value = new.logprob, new.value
         torch.testing.assert_close(logprob, mb.logprobs, atol=1e-5, rtol=0)
         torch.testing.assert_close(value, mb.values, atol=1e-5, rtol=0)
 

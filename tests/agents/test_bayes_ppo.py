@@ -72,7 +72,7 @@ def test_resume_restores_the_value_heads_guide(tmp_path):
                        value_head="bayes", device="cpu")
     first = train(config, logdir=tmp_path).policy
     saved = torch.load(tmp_path / "checkpoints/latest.pt", weights_only=True)["policy"]
-    # A new policy in the same process gets other Pyro names; the guide still loads.
+    # A new policy built elsewhere: the guides' state loads strictly.
     env = envs.make("umbra/CartPole-v0")
     fresh = ActorCritic(env.single_observation_space, env.single_action_space, value_head="bayes")
     fresh.load_state_dict(saved)
@@ -97,13 +97,13 @@ def test_thompson_head_keeps_one_weight_sample_per_episode_and_the_ratio(env_id,
     policy = ActorCritic(env.single_observation_space, env.single_action_space, hidden_size=16,
                          thompson_policy=True)
     buf = _rollout(policy, env)
-    noise = buf.policy_noise
+    noise = buf.inputs["policy_noise"]
     same = (noise[1:] == noise[:-1]).all(-1)  # [T-1, B]
     torch.testing.assert_close(same, ~buf.episode_starts[1:])
     assert_ratio_is_one(policy, buf)
     with torch.no_grad():  # another weight sample gives another policy
-        other, _, _ = policy.evaluate(buf.obs, buf.actions, (), buf.episode_starts,
-                                      policy_noise=torch.randn_like(noise))
+        other = policy.evaluate(buf.obs, buf.actions, policy.initial_state(8), buf.episode_starts,
+                                {"policy_noise": torch.randn_like(noise)}).logprob
     assert not torch.allclose(other, buf.logprobs, atol=1e-3)
 
 
@@ -116,8 +116,7 @@ def test_full_covariance_is_the_posterior_of_the_observed_features():
     torch.manual_seed(0)
     head = BayesianValueHead(3, prior_scale=1.0)
     seen = torch.randn(500, 3) * torch.tensor([1.0, 1.0, 0.0])  # never along the 3rd feature
-    head(seen)
-    head.observe()
+    head.observe(seen)
     head.fit()
     x = torch.cat((seen, torch.ones(500, 1)), 1)
     expected = torch.linalg.inv(x.T @ x + torch.eye(4))
@@ -127,3 +126,19 @@ def test_full_covariance_is_the_posterior_of_the_observed_features():
     diagonal = BayesianValueHead(3, covariance="diagonal")
     torch.testing.assert_close(diagonal.std(seen[:4]),
                                diagonal.linear.posterior_mean_and_std(seen[:4])[1].squeeze(-1))
+
+
+@pytest.mark.parametrize("thompson", [False, True])
+def test_every_parameter_in_the_optimiser_gets_a_gradient(tmp_path, thompson):
+    # The full-covariance value head (the default) computes its covariance in closed form, so its
+    # guide's scales get no gradient: they are frozen and in no optimiser group, yet still saved.
+    config = PPOConfig(env_id="umbra/CartPole-v0", num_envs=8, num_steps=16, total_steps=128,
+                       value_head="bayes", thompson_policy=thompson, device="cpu")
+    train(config, logdir=tmp_path)  # one update
+    saved = torch.load(tmp_path / "checkpoints/latest.pt", weights_only=True)
+    optimizer = saved["optimizer"]
+    indices = [i for group in optimizer["param_groups"] for i in group["params"]]
+    # Adam keeps a state only for the parameters that have had a gradient.
+    assert indices and all(i in optimizer["state"] for i in indices)
+    assert len(optimizer["param_groups"]) == (2 if thompson else 1)  # Thompson scales: faster
+    assert "critic.linear.guide.scales.head.weight_unconstrained" in saved["policy"]

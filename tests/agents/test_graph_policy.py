@@ -56,9 +56,9 @@ def test_node_head_scores_each_node_by_its_embedding_and_predict_agrees():
     actions = [torch.full((1, 8), node) for node in range(8)]  # [T=1, B] each
     with torch.no_grad():
         logp = torch.stack([policy.evaluate({k: v[None] for k, v in obs.items()}, a, state,
-                                            start)[0][0] for a in actions], -1)
+                                            start).logprob[0] for a in actions], -1)
         logp_perm = torch.stack([policy.evaluate({k: v[None] for k, v in permuted.items()}, a,
-                                                 state, start)[0][0] for a in actions], -1)
+                                                 state, start).logprob[0] for a in actions], -1)
     valid = obs["action_mask"].bool()
     torch.testing.assert_close(logp_perm[valid[:, perm]], logp[:, perm][valid[:, perm]],
                                atol=1e-5, rtol=0)
@@ -69,7 +69,7 @@ def test_node_head_scores_each_node_by_its_embedding_and_predict_agrees():
 def test_node_head_and_the_gnn_can_be_turned_off(assert_ratio_is_one):
     env = envs.make("umbra/MinVertexCover-v0", num_envs=4, num_nodes=8)
     spaces = env.single_observation_space, env.single_action_space
-    readout = ActorCritic(*spaces, hidden_size=16, encoder_kwargs={"node_head": False})
+    readout = ActorCritic(*spaces, hidden_size=16, node_head=False)
     assert isinstance(readout.encoder, GraphObsEncoder) and type(readout.actor) is CategoricalHead
     flat = ActorCritic(*spaces, hidden_size=16, encoder_kwargs={"model": "flat"})
     assert isinstance(flat.encoder, DictEncoder) and not flat.node_head
@@ -77,7 +77,7 @@ def test_node_head_and_the_gnn_can_be_turned_off(assert_ratio_is_one):
     for policy in (readout, flat):
         assert_ratio_is_one(policy, _rollout(policy, env, 8))
     with pytest.raises(ValueError, match="node_head=True needs"):
-        ActorCritic(*spaces, encoder_kwargs={"model": "flat", "node_head": True})
+        ActorCritic(*spaces, encoder_kwargs={"model": "flat"}, node_head=True)
     with pytest.raises(ValueError, match="flat encoder takes no GNN options"):
         ActorCritic(*spaces, encoder_kwargs={"model": "flat", "num_layers": 3})
 

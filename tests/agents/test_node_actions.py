@@ -80,7 +80,7 @@ def test_the_node_head_is_asked_for_below_the_padding_and_automatic_at_it():
     default = ActorCritic(*spaces64, hidden_size=16)
     assert not default.node_head and type(default.actor) is CategoricalHead, \
         "Discrete(8) under 64 slots may be a class or a direction: no node head unasked"
-    asked = ActorCritic(*spaces64, hidden_size=16, encoder_kwargs={"node_head": True})
+    asked = ActorCritic(*spaces64, hidden_size=16, node_head=True)
     assert isinstance(asked.actor, NodeHead) and asked.actor.num_nodes == 8
     padded8 = envs.make(HUB, num_envs=2, graph_padding={"max_nodes": 8})
     auto = ActorCritic(padded8.single_observation_space, padded8.single_action_space,
@@ -93,7 +93,7 @@ def test_a_node_head_below_the_padding_picks_real_nodes_and_keeps_the_ratio_inva
         core, assert_ratio_is_one):
     env = envs.make(HUB, num_envs=8)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, core,
-                         hidden_size=16, encoder_kwargs={"model": "gcn", "node_head": True})
+                         hidden_size=16, encoder_kwargs={"model": "gcn"}, node_head=True)
     buf = _rollout(policy, env, 16, sequence_length=8 if core == "gru" else None)
     chosen = buf.actions.flatten()
     real = buf.obs["node_mask"].reshape(chosen.numel(), -1).bool()
@@ -114,18 +114,16 @@ def test_forcing_the_node_head_where_the_action_is_no_node_is_a_clear_error():
         (spaces.Discrete(65), "more values than the 64 node slots.*'max_nodes': 65"),
     ]:
         with pytest.raises(ValueError, match=message):
-            ActorCritic(graph, action, encoder_kwargs={"node_head": True})
+            ActorCritic(graph, action, node_head=True)
     with pytest.raises(ValueError, match="flat MLP"):
-        ActorCritic(graph, spaces.Discrete(8), encoder_kwargs={"model": "flat",
-                                                               "node_head": True})
+        ActorCritic(graph, spaces.Discrete(8), encoder_kwargs={"model": "flat"}, node_head=True)
     with pytest.raises(ValueError, match="not a padded graph"):
-        ActorCritic(spaces.Box(-1, 1, (4,)), spaces.Discrete(2),
-                    encoder_kwargs={"node_head": True})
-    with pytest.raises(TypeError, match="must be true or false, got 'yes'"):
-        ActorCritic(graph, spaces.Discrete(8), encoder_kwargs={"node_head": "yes"})
+        ActorCritic(spaces.Box(-1, 1, (4,)), spaces.Discrete(2), node_head=True)
+    with pytest.raises(TypeError, match="must be true, false or None, got 'yes'"):
+        ActorCritic(graph, spaces.Discrete(8), node_head="yes")
     mask = spaces.Dict({**graph.spaces, "action_mask": spaces.Box(0, 1, (64,), np.int8)})
     with pytest.raises(ValueError, match="action_mask has 64 entries, the action head needs 8"):
-        ActorCritic(mask, spaces.Discrete(8), encoder_kwargs={"node_head": True})
+        ActorCritic(mask, spaces.Discrete(8), node_head=True)
     with pytest.raises(ValueError, match="not a node index"):  # through PPO's config
         train(PPOConfig(env_id=HUB, env_kwargs={"action": "multidiscrete"}, num_envs=2,
                         num_steps=4, total_steps=8, num_minibatches=1, device="cpu",

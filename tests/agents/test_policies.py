@@ -47,7 +47,8 @@ def test_masked_actions_are_never_sampled_and_ratio_is_one(assert_ratio_is_one):
     shape, dtype = space_spec(env.single_observation_space)
     buf = Rollout(32, 16, shape, (), dtype, torch_dtype(env.single_action_space), env.device)
     obs, _ = env.reset(seed=0)
-    collect(policy, env, buf, Carry(obs, (), torch.ones(16, dtype=torch.bool)), 0.99, 0.95)
+    start = torch.ones(16, dtype=torch.bool)
+    collect(policy, env, buf, Carry(obs, policy.initial_state(16), start), 0.99, 0.95)
     assert int(env.bad.sum()) == 0
     assert not (buf.actions == 1).any()
     assert_ratio_is_one(policy, buf)
@@ -75,7 +76,8 @@ def test_graph_observations_get_a_gnn_and_keep_the_ratio_invariant(assert_ratio_
     shape, dtype = space_spec(env.single_observation_space)
     buf = Rollout(16, 8, shape, (), dtype, torch_dtype(env.single_action_space), env.device)
     obs, _ = env.reset(seed=0)
-    collect(policy, env, buf, Carry(obs, (), torch.ones(8, dtype=torch.bool)), 0.99, 0.95)
+    start = torch.ones(8, dtype=torch.bool)
+    collect(policy, env, buf, Carry(obs, policy.initial_state(8), start), 0.99, 0.95)
     chosen = buf.actions.flatten()
     valid = buf.obs["action_mask"].reshape(-1, buf.obs["action_mask"].shape[-1])
     assert valid[torch.arange(chosen.numel()), chosen].all(), "only neighbours are chosen"

@@ -38,8 +38,8 @@ def test_ratio_is_one_before_the_first_gradient_step(env_id, core, shared_trunk)
             assert buf.dones.any(), "the test must cover episode boundaries"
         for mb in buf.minibatches(4):
             with torch.no_grad():
-                logprob, _, value = policy.evaluate(mb.obs, mb.actions, mb.state,
-                                                    mb.episode_starts)
+                new = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts)
+            logprob, value = new.logprob, new.value
             torch.testing.assert_close(logprob, mb.logprobs, atol=1e-5, rtol=0)
             torch.testing.assert_close(value, mb.values, atol=1e-5, rtol=0)
             torch.testing.assert_close((logprob - mb.logprobs).exp(),

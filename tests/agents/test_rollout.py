@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from agents.policies import PolicyState
 from agents.rollout import Rollout, compute_gae
 
 
@@ -78,7 +79,8 @@ def test_shuffled_minibatches_cover_every_sample_once(num_minibatches):
 def test_sequence_minibatches_keep_whole_ordered_sequences(length):
     buf = _filled_rollout(sequence_length=length)
     for t in range(8):
-        buf.store_state(t, (torch.full((1, 6, 2), float(t)) + torch.arange(6.0)[None, :, None],))
+        state = torch.full((1, 6, 2), float(t)) + torch.arange(6.0)[None, :, None]
+        buf.store_state(t, PolicyState((state,)))
     seen = []
     for mb in buf.minibatches(2):
         assert mb.actions.shape[0] == length
@@ -87,7 +89,7 @@ def test_sequence_minibatches_keep_whole_ordered_sequences(length):
         copies = mb.actions % 6
         assert (copies == copies[0]).all(), "a sequence must stay on one environment copy"
         # the stored state at the start of each sequence is the state of its first step
-        torch.testing.assert_close(mb.state[0][0, :, 0], (steps[0] + copies[0]).float())
+        torch.testing.assert_close(mb.state.actor[0][0, :, 0], (steps[0] + copies[0]).float())
         seen += mb.actions.flatten().tolist()
     assert sorted(seen) == list(range(48))
 

@@ -1,0 +1,102 @@
+"""PPO's loss as a pure function of one minibatch's evaluation, and the KL stopping rule.
+
+Read beside Schulman et al., "Proximal Policy Optimization Algorithms" (2017), eq. 7 and 9, and
+Huang et al., "The 37 Implementation Details of PPO" (2022) for advantage normalisation, value
+clipping and the approximate KL. :func:`ppo_loss` reads nothing but its arguments, so it is
+tested alone against closed forms (``tests/agents/test_loss.py``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from agents.policies import Evaluation
+
+
+class LossTerms(NamedTuple):
+    """The total loss to minimise and its parts (scalars; the statistics carry no gradient).
+
+    Attributes:
+        loss: ``policy_loss + vf_coef * value_loss - ent_coef * entropy``.
+        policy_loss: The clipped surrogate (with a Bayesian policy head's penalty).
+        value_loss: Half the (clipped) squared error (with a Bayesian value head's penalty).
+        entropy: Mean entropy of the policy.
+        approx_kl: Schulman's k3 estimator of ``KL(old || new)``: mean of
+            ``(ratio - 1) - log(ratio)``.
+        clipfrac: Fraction of samples whose ratio left ``[1 - clip, 1 + clip]``.
+    """
+
+    loss: torch.Tensor
+    policy_loss: torch.Tensor
+    value_loss: torch.Tensor
+    entropy: torch.Tensor
+    approx_kl: torch.Tensor
+    clipfrac: torch.Tensor
+
+
+def ppo_loss(
+    new: Evaluation,
+    old_logprob: torch.Tensor,
+    old_value: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    *,
+    clip: float,
+    vf_coef: float,
+    ent_coef: float,
+    norm_adv: bool = True,
+    clip_vloss: bool = True,
+) -> LossTerms:
+    r"""PPO's loss for one minibatch.
+
+    With :math:`r = \exp(\log\pi_{new} - \log\pi_{old})` and advantages :math:`A` (normalised to
+    zero mean and unit std over the minibatch when ``norm_adv``):
+
+    .. math::
+        L_\pi = \mathrm{mean}\,\max(-A r,\; -A\,\mathrm{clip}(r, 1-\epsilon, 1+\epsilon))
+        \qquad
+        L_V = \tfrac12\,\mathrm{mean}\,\max\big((V - R)^2,
+              (V_{old} + \mathrm{clip}(V - V_{old}, -\epsilon, \epsilon) - R)^2\big)
+
+    (without ``clip_vloss``: :math:`L_V = \frac12\,\mathrm{mean}(V - R)^2`); the Bayesian heads'
+    penalties of ``new`` are added to :math:`L_\pi` and :math:`L_V`, and the loss is
+    :math:`L_\pi + c_V L_V - c_H\,\mathrm{mean}\,H`.
+
+    Args:
+        new: The policy's evaluation of the minibatch (log-probabilities, entropies, values
+            ``[...]`` and penalties).
+        old_logprob, old_value: What the rollout recorded, ``[...]``.
+        advantages, returns: From GAE, ``[...]``.
+        clip: :math:`\epsilon`, for both the ratio and the value.
+        vf_coef, ent_coef: :math:`c_V`, :math:`c_H`.
+        norm_adv: Normalise the advantages over the minibatch.
+        clip_vloss: Clip the value update around ``old_value``.
+    """
+    log_ratio = new.logprob - old_logprob
+    ratio = log_ratio.exp()
+    adv = advantages
+    if norm_adv:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)).mean()
+    if clip_vloss:
+        clipped = old_value + (new.value - old_value).clamp(-clip, clip)
+        value_loss = 0.5 * torch.max((new.value - returns).square(),
+                                     (clipped - returns).square()).mean()
+    else:
+        value_loss = 0.5 * (new.value - returns).square().mean()
+    policy_loss = policy_loss + new.policy_penalty
+    value_loss = value_loss + new.value_penalty
+    entropy = new.entropy.mean()
+    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - log_ratio).mean()
+        clipfrac = ((ratio - 1.0).abs() > clip).float().mean()
+    return LossTerms(loss, policy_loss, value_loss, entropy, approx_kl, clipfrac)
+
+
+def kl_exceeded(epoch_kl: float, target_kl: float | None) -> bool:
+    """Whether an update stops its epochs early: the largest approximate KL of the epoch's
+    minibatches went above ``target_kl`` (never when it is None)."""
+    return target_kl is not None and epoch_kl > target_kl
