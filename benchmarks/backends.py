@@ -8,9 +8,13 @@ writes the trial's ``result.json`` (or ``error.json``) itself, so a finished tri
 whatever happens to the others or to the caller.
 
 - :class:`ProcessBackend`: ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start
-  method (safe with torch and CUDA on every OS). Each worker uses ``cpu_count // workers`` torch
-  threads and ignores Ctrl-C: the main process handles it, and :meth:`ProcessBackend.stop`
-  terminates the workers, leaving interrupted trials with their checkpoints for ``--resume``.
+  method (safe with torch and CUDA on every OS). Workers ignore Ctrl-C: the main process handles
+  it, and :meth:`ProcessBackend.stop` terminates the workers, leaving interrupted trials with
+  their checkpoints for ``--resume``. Workers also die with the main process, even when it is
+  killed with ``kill -9`` (:func:`die_with_parent`), so none trains on unseen.
+
+Every trial uses :data:`benchmarks.runner.TRIAL_THREADS` torch threads wherever it runs: the
+thread count changes the returns, so it must not depend on the number of workers.
 - :class:`RayBackend`: one Ray task per trial (``ray.init(address=...)``; the optional extra
   ``pip install umbra[ray]``). Progress travels to a small actor by fire-and-forget calls (a
   task blocked in ``ray.get`` lends its CPU to another task, which would oversubscribe the
@@ -26,7 +30,10 @@ import os
 import queue
 import signal
 import socket
+import sys
 import tempfile
+import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,21 +75,47 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
 
-def threads_per_worker(workers: int) -> int:
-    """Torch threads for each of ``workers`` processes: the cores shared out, at least 1."""
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
-
-
 # ---------------------------------------------------------------------------------- processes
 _progress_queue: Any = None  # set in each worker process by _init_worker
+#: ``prctl`` option: the signal the kernel sends this process when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
 
 
-def _init_worker(threads: int, progress_queue: Any) -> None:
-    import torch
+def die_with_parent(parent: int, poll_s: float = 0.5) -> None:
+    """End this process as soon as ``parent`` (the pid of the process that started it) ends.
 
+    On Linux the kernel sends ``SIGKILL`` when the parent dies (``prctl(PR_SET_PDEATHSIG)``);
+    everywhere, a daemon thread also checks ``os.getppid()`` every ``poll_s`` seconds and calls
+    ``os._exit(1)`` once this process was handed to another parent. Without this, a worker of a
+    main process killed with ``kill -9`` trained on and wrote its ``result.json`` a minute later.
+
+    Args:
+        parent: The pid this process's parent had when it started it.
+        poll_s: Seconds between two checks of the watchdog thread.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: the watchdog alone
+            pass
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def _init_worker(parent: int, progress_queue: Any) -> None:
     global _progress_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
-    torch.set_num_threads(threads)
+    die_with_parent(parent)
     _progress_queue = progress_queue
 
 
@@ -103,17 +136,16 @@ class ProcessBackend:
 
     Args:
         workers: Number of processes (trials at once).
-        threads: Torch threads per process (default: :func:`threads_per_worker`).
     """
 
-    def __init__(self, workers: int, threads: int | None = None):
+    def __init__(self, workers: int):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         context = multiprocessing.get_context("spawn")
         self._progress = context.Queue()
         self._executor = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_init_worker,
-            initargs=(threads or threads_per_worker(workers), self._progress))
+            initargs=(os.getpid(), self._progress))
         self._futures: dict[concurrent.futures.Future, Job] = {}
 
     def submit(self, jobs: list[Job]) -> None:
@@ -151,7 +183,8 @@ class RayBackend:
     Args:
         address: Cluster address for ``ray.init`` (``"auto"``, ``"ray://host:10001"``); ``None``
             connects to ``RAY_ADDRESS`` if set, else starts a local instance.
-        cpus_per_trial: CPUs Ray reserves for each trial (its torch threads too).
+        cpus_per_trial: CPUs Ray reserves for each trial (which trains with
+            :data:`benchmarks.runner.TRIAL_THREADS` torch threads whatever it is).
         gpus_per_trial: GPUs Ray reserves for each trial (fractions share one GPU).
 
     Raises:
@@ -177,12 +210,11 @@ class RayBackend:
         self._progress = ray.remote(num_cpus=0)(ProgressLog).remote()
         self._task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
                                 max_retries=0)(_run_ray_job)
-        self._threads = max(1, int(cpus_per_trial))
         self._refs: dict[Any, Job] = {}
 
     def submit(self, jobs: list[Job]) -> None:
         for job in jobs:
-            self._refs[self._task.remote(job, self._progress, self._threads)] = job
+            self._refs[self._task.remote(job, self._progress)] = job
 
     def poll(self, timeout: float) -> tuple[list[tuple[int, TrialOutcome]], list[tuple[int, int]]]:
         refs = list(self._refs)
@@ -308,13 +340,10 @@ class ProgressLog:
         return items
 
 
-def _run_ray_job(job: Job, progress_log: Any, threads: int) -> TrialOutcome:
+def _run_ray_job(job: Job, progress_log: Any) -> TrialOutcome:
     """A Ray task: run the trial on whichever node Ray chose, reporting progress."""
-    import torch
-
     from benchmarks.runner import run_trial
 
-    torch.set_num_threads(threads)
     return run_trial(job.trial, job.config, job.logdir, suite=job.suite, resume=job.resume,
                      progress=lambda step: progress_log.put.remote((job.index, int(step))))
 

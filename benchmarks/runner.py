@@ -50,12 +50,14 @@ import math
 import platform
 import re
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
+import torch
 from tqdm.auto import tqdm
 
 import envs
@@ -65,7 +67,8 @@ from agents.presets import AGENTS, agent_config
 from agents.sb3 import SB3_ACTION_SPACES, SB3_AGENTS, SB3Config, sb3_config
 from agents.sb3 import train as train_sb3
 from benchmarks import tensorboard_views
-from benchmarks.backends import Backend, Job, ProcessBackend, threads_per_worker
+from benchmarks.backends import Backend, Job, ProcessBackend
+from benchmarks.locking import TrialBusy, TrialLock
 from benchmarks.suites import Suite, Trial
 from envs.core import resolve_device
 from graphs.tasks import TASKS, GraphTaskConfig, graph_task_config, is_graph_task, train_task
@@ -99,6 +102,13 @@ LEARNING_TAGS = {
 }
 #: Keys added when the trial had a return threshold (``--stop-at-return``).
 THRESHOLD_KEYS = ("threshold_reached", "threshold_steps", "threshold_time_s")
+#: Torch intra-op threads of every trial, wherever it runs (this process, a worker, a Ray task),
+#: recorded in ``result.json`` as ``torch_threads``. Reductions split over more threads add in
+#: another order, so the thread count changed returns: Pendulum, 4 envs, 2,048 steps, seed 0:
+#: -1099.2387 with 1 thread, -1099.2605 with 2, and ``--workers 1`` and ``2`` used different
+#: counts. One thread is also the fastest for Umbra's small networks on a shared CPU (CartPole,
+#: 64 envs, 32k steps: 3.0-4.4 s with 1, 12-34 s with 2 threads on 2 busy cores).
+TRIAL_THREADS = 1
 #: Config fields that may differ between a finished trial and a new request for it: where it runs
 #: does not change what it computes.
 _IGNORED_FOR_SKIP = ("device", "checkpoint_every")
@@ -465,12 +475,20 @@ def run_trial(
         resume: Continue an interrupted trial (checkpoints but no ``result.json``).
         progress: Called with the global step after every PPO update (the epoch, for a
             learning trial).
+
+    The trial trains with :data:`TRIAL_THREADS` torch threads, holding the folder's
+    :class:`~benchmarks.locking.TrialLock`: while another live process holds it (a worker left
+    by a killed run, say), the trial fails at once and nothing is written.
     """
     logdir = Path(logdir)
     result_path = logdir / RESULT_FILE
     if result_path.exists():
         old = json.loads(result_path.read_text(encoding="utf-8"))
         differences = _config_differences(old.get("config", {}), config.to_dict())
+        threads = old.get("torch_threads", TRIAL_THREADS)  # absent before it was recorded
+        if threads != TRIAL_THREADS:
+            differences += (f"{'; ' if differences else ''}torch_threads: {threads!r} there, "
+                            f"{TRIAL_THREADS} now (returns depend on it)")
         if differences:
             return TrialOutcome(
                 trial, logdir, "failed", old,
@@ -480,6 +498,45 @@ def run_trial(
                 ),
             )
         return TrialOutcome(trial, logdir, "skipped", old)
+    logdir.mkdir(parents=True, exist_ok=True)
+    lock = TrialLock(logdir)
+    try:
+        lock.acquire()
+    except TrialBusy as busy:
+        return TrialOutcome(trial, logdir, "failed", error=str(busy))
+    try:
+        if result_path.exists():  # the lock's last holder finished it meanwhile
+            lock.release()
+            return run_trial(trial, config, logdir, suite=suite, resume=resume)
+        with torch_threads(TRIAL_THREADS):
+            return _train_trial(trial, config, logdir, suite=suite, resume=resume,
+                                progress=progress)
+    finally:
+        lock.release()
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch intra-op threads, then restore the count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train_trial(
+    trial: Trial,
+    config: PPOConfig | SB3Config | GraphTaskConfig,
+    logdir: Path,
+    *,
+    suite: str,
+    resume: bool,
+    progress: Callable[[int], None] | None,
+) -> TrialOutcome:
+    """:func:`run_trial` once the folder is locked and holds no ``result.json``."""
+    result_path = logdir / RESULT_FILE
     interrupted = has_checkpoint(logdir)
     if interrupted and not resume:
         return TrialOutcome(
@@ -489,7 +546,6 @@ def run_trial(
                 "--resume to continue it, or choose another --logdir"
             ),
         )
-    logdir.mkdir(parents=True, exist_ok=True)
     try:
         if isinstance(config, GraphTaskConfig):
             metrics = train_learning_task(config, logdir, progress=progress)
@@ -516,6 +572,7 @@ def run_trial(
         **{key: _plain(value) for key, value in metrics.items()},
         "resumed": interrupted,
         "host": platform.node(),
+        "torch_threads": torch.get_num_threads(),
         "finished_at": _now(),
         "config": config.to_dict(),
     }
@@ -603,7 +660,7 @@ def run_trials(
                                             progress=lambda step, i=job.index: advance(i, step)))
         elif jobs:
             processes = min(workers, len(jobs))
-            backend = backend or ProcessBackend(processes, threads_per_worker(processes))
+            backend = backend or ProcessBackend(processes)
             bar.set_description(f"{len(jobs)} trials")
             backend.submit(jobs)
             while any(outcomes[job.index] is None for job in jobs):
