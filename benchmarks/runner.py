@@ -62,7 +62,7 @@ from tqdm.auto import tqdm
 
 import envs
 from agents.policies import FLAT, is_graph_space, wants_node_head
-from agents.ppo import CHECKPOINT, PPOConfig, train
+from agents.ppo import CHECKPOINT, PPOConfig, previous_checkpoint, train
 from agents.presets import AGENTS, agent_config
 from agents.sb3 import SB3_ACTION_SPACES, SB3_AGENTS, SB3Config, sb3_config
 from agents.sb3 import train as train_sb3
@@ -174,7 +174,8 @@ def read_suite_file(suite_dir: str | Path) -> Suite | None:
 
 def has_checkpoint(logdir: Path) -> bool:
     """Whether ``logdir`` holds a checkpoint that ``train(..., resume=True)`` can continue."""
-    return (logdir / CHECKPOINT).is_file()
+    latest = logdir / CHECKPOINT
+    return latest.is_file() or previous_checkpoint(latest).is_file()
 
 
 # ---------------------------------------------------------------------------------- configs

@@ -80,3 +80,14 @@ def test_a_missing_latest_resumes_from_the_previous(tmp_path):
     with pytest.warns(UserWarning, match="missing"):
         result = train(CONFIG, logdir=tmp_path, resume=True)
     assert result.metrics["steps"] == 64 * 3
+
+
+def test_the_runner_sees_a_run_with_only_its_previous_checkpoint_as_interrupted(tmp_path):
+    from benchmarks.runner import has_checkpoint
+
+    folder = _interrupted_run(tmp_path)
+    assert has_checkpoint(tmp_path)
+    (folder / "latest.pt").unlink()
+    assert has_checkpoint(tmp_path)  # --resume continues from previous.pt, nothing is redone
+    (folder / "previous.pt").unlink()
+    assert not has_checkpoint(tmp_path)
