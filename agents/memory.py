@@ -1,4 +1,6 @@
-"""Memory cores: the part of a policy that carries information across steps (DESIGN.md contract 2).
+"""Memory cores: the part of a policy that carries information across steps.
+
+See docs/architecture.md, "The policy".
 
 Every core has one sequence interface, used by the rollout with ``T = 1`` and by the update on
 stored sequences:

@@ -1,7 +1,8 @@
 """Agents folded into the batch: how the one PPO loop trains multi-agent environments.
 
-:class:`AgentBatch` shows a multi-agent batched environment (``[N, A, ...]``, DESIGN.md contract
-1) to PPO as a single-agent batch of ``N * A`` copies that share one policy (parameter sharing).
+:class:`AgentBatch` shows a multi-agent batched environment (``[N, A, ...]``; see
+docs/architecture.md, "Multi-agent environments") to PPO as a single-agent batch of ``N * A``
+copies that share one policy (parameter sharing).
 Each agent's observation gets its one-hot agent id appended, so a shared policy can still act
 differently per agent. The critic's input is a choice, not a second loop:
 

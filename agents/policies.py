@@ -1,9 +1,9 @@
 """``ActorCritic`` = observation encoder -> memory core -> action head and value head.
 
-The policy is composed, never subclassed per variant (DESIGN.md contract 2): the encoder is chosen
-from the observation space, the core by name from :data:`agents.memory.CORES`, the action head from
-the action space. Every method takes time-major sequences ``[T, B, ...]``; the rollout uses
-``T = 1``.
+The policy is composed, never subclassed per variant (docs/architecture.md, "The policy"): the
+encoder is chosen from the observation space, the core by name from
+:data:`agents.memory.CORES`, the action head from the action space. Every method takes
+time-major sequences ``[T, B, ...]``; the rollout uses ``T = 1``.
 """
 
 from __future__ import annotations
@@ -115,7 +115,9 @@ class DictEncoder(nn.Module):
 
 
 class GraphObsEncoder(nn.Module):
-    """Padded graph observations (DESIGN.md contract 1) -> a graph embedding, by a PyG GNN.
+    """Padded graph observations -> a graph embedding, by a PyG GNN.
+
+    The padded form is described in docs/architecture.md, "Graph observations".
 
     ``graphs.GraphEncoder`` (GCN, GAT, GATv2, GIN or GraphSAGE, with a mean/max/attention
     readout) embeds the graph; ``Linear -> tanh`` maps the readout to the core's width. Edges are
@@ -174,8 +176,8 @@ FLAT = "flat"
 def make_encoder(
     observation_space: gym.Space, hidden_size: int, encoder_kwargs: dict | None = None
 ) -> nn.Module:
-    """The encoder for an observation space (DESIGN.md contract 2): padded graphs -> GNN,
-    other Dicts -> concatenation + MLP, vectors -> MLP. ``encoder_kwargs`` go to the GNN;
+    """The encoder for an observation space: padded graphs -> GNN, other Dicts -> concatenation
+    and MLP, vectors -> MLP (docs/architecture.md, "The policy"). ``encoder_kwargs`` go to the GNN;
     ``{"model": "flat"}`` gives a graph space the Dict encoder instead (see :data:`FLAT`)."""
     kwargs = dict(encoder_kwargs or {})
     kwargs.pop("node_head", None)  # an option of ActorCritic's action head, not of the encoder
@@ -213,6 +215,16 @@ def action_mask(obs: Any) -> torch.Tensor | None:
     return None
 
 
+def _sample_categorical(logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One sample per row of log-probabilities ``[..., n]`` and its log-probability ``[...]``.
+
+    Gumbel-max: one kernel chain, no ``torch.distributions`` overhead in the hot loop.
+    """
+    gumbel = -torch.log(-torch.log(torch.rand_like(logp).clamp_(1e-20, 1.0)))
+    index = (logp + gumbel).argmax(dim=-1)
+    return index, logp.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+
+
 class CategoricalHead(nn.Module):
     """Categorical policy over ``Discrete(n)``: ``logits = W y``, actions ``start .. start+n-1``.
 
@@ -240,11 +252,8 @@ class CategoricalHead(nn.Module):
     def sample(
         self, y: torch.Tensor, mask: torch.Tensor | None = None, noise: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logp = self._log_probs(y, mask, noise)
-        # Gumbel-max: one kernel chain, no torch.distributions overhead in the hot loop.
-        gumbel = -torch.log(-torch.log(torch.rand_like(logp).clamp_(1e-20, 1.0)))
-        index = (logp + gumbel).argmax(dim=-1)
-        return index + self.start, logp.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+        index, logprob = _sample_categorical(self._log_probs(y, mask, noise))
+        return index + self.start, logprob
 
     def evaluate(
         self, y: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None = None,
@@ -379,11 +388,8 @@ class MultiCategoricalHead(nn.Module):
     def sample(
         self, y: torch.Tensor, mask: torch.Tensor | None = None, noise: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logp = self._log_probs(y, mask, noise)
-        gumbel = -torch.log(-torch.log(torch.rand_like(logp).clamp_(1e-20, 1.0)))
-        index = (logp + gumbel).argmax(dim=-1)
-        logprob = logp.gather(-1, index.unsqueeze(-1)).squeeze(-1).sum(-1)
-        return self._to_action(index), logprob
+        index, logprob = _sample_categorical(self._log_probs(y, mask, noise))
+        return self._to_action(index), logprob.sum(-1)
 
     def evaluate(
         self, y: torch.Tensor, action: torch.Tensor, mask: torch.Tensor | None = None,

@@ -1,4 +1,6 @@
-"""Proximal Policy Optimisation: the one loop for every policy (DESIGN.md contract 3).
+"""Proximal Policy Optimisation: the one loop for every policy.
+
+Its design: docs/architecture.md, "The PPO loop".
 
 Read top to bottom: the config, then ``train``: environment -> policy -> rollout -> GAE -> update
 -> logs and checkpoints. The pieces it imports are tested on their own: GAE and minibatches in

@@ -370,11 +370,12 @@ class GraphFeaturesExtractor(BaseFeaturesExtractor):
 
     stable-baselines3 cannot batch ``gymnasium.spaces.Graph`` observations; Umbra's graph tasks
     (and third-party Graph envs through :class:`envs.interop.gymnasium.GymnasiumToBatched` /
-    :class:`envs.interop.graph_padding.GraphPadding`) hand out the padded form of DESIGN.md
-    contract 1 instead, a Dict of Boxes that SB3's ``MultiInputPolicy`` batches like any other. This
-    extractor embeds it with :class:`graphs.GraphEncoder` (GCN, GAT, GATv2, GIN or GraphSAGE with
-    a mean / max / attention readout); SB3 hands every entry over as float32, which the encoder
-    accepts (masks: non-zero = kept; ``edge_index`` is rounded).
+    :class:`envs.interop.graph_padding.GraphPadding`) hand out the padded graph form
+    (docs/architecture.md, "Graph observations") instead, a Dict of Boxes that SB3's
+    ``MultiInputPolicy`` batches like any other. This extractor embeds it with
+    :class:`graphs.GraphEncoder` (GCN, GAT, GATv2, GIN or GraphSAGE with a mean / max / attention
+    readout); SB3 hands every entry over as float32, which the encoder accepts (masks: non-zero =
+    kept; ``edge_index`` is rounded).
 
     The features are, concatenated in this order:
 

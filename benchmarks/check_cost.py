@@ -19,15 +19,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import time
 from collections.abc import Iterator, Sequence
 from unittest import mock
 
-import torch
-
-import envs
 from agents import ppo
 from agents.presets import agent_config
+from benchmarks.env_speed import batched_sps
 from envs.core import BatchedEnv, resolve_device
 
 ENV_IDS = ("umbra/CartPole-v0", "umbra/Pendulum-v0", "umbra/CooperativeNavigation-v0")
@@ -39,31 +36,6 @@ def checks_bypassed() -> Iterator[None]:
     with mock.patch.object(BatchedEnv, "_validate_actions", lambda self, actions: actions), \
             mock.patch.object(ppo, "_check_rollout_finite", lambda *args: None):
         yield
-
-
-def env_sps(env_id: str, num_envs: int, device: str, seconds: float) -> float:
-    """Environment steps per second under 16 fixed valid random action batches."""
-    env = envs.make(env_id, num_envs=num_envs, device=device)
-    env.reset(seed=0)
-    generator = torch.Generator(device=env.device).manual_seed(0)
-    shape = tuple(env.action_space.shape)
-    space = env.single_action_space
-    if hasattr(space, "n"):
-        actions = [torch.randint(int(space.n), shape, device=env.device, generator=generator)
-                   for _ in range(16)]
-    else:
-        actions = [torch.rand(shape, device=env.device, generator=generator) * 2 - 1
-                   for _ in range(16)]
-    env.step(actions[0])  # warm-up
-    steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for a in actions:
-            env.step(a)
-        steps += len(actions)
-    env.check_deferred()
-    if env.device.type == "cuda":
-        torch.cuda.synchronize(env.device)
-    return steps * num_envs / (time.perf_counter() - start)
 
 
 def ppo_sps(num_envs: int, device: str, steps: int) -> float:
@@ -97,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"default input checks on {device}, {args.num_envs} copies, medians of "
           f"{args.repeats} alternating runs")
     print(f"{'what':<34} {'checked':>12} {'bypassed':>12} {'cost':>7}")
-    rows = [(env_id, lambda e=env_id: env_sps(e, args.num_envs, device, args.seconds))
+    rows = [(env_id, lambda e=env_id: batched_sps(e, args.num_envs, device, args.seconds))
             for env_id in ENV_IDS]
     rows.append(("PPO train, umbra/CartPole-v0",
                  lambda: ppo_sps(args.num_envs, device, args.ppo_steps)))

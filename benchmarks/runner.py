@@ -1,6 +1,7 @@
 """Run trials: one folder per trial, ``result.json`` when it is done, failures isolated.
 
-Each trial of a suite trains in ``<root>/<suite>/<env>/<agent>/seed<k>/`` (DESIGN.md contract 4),
+Each trial of a suite trains in ``<root>/<suite>/<env>/<agent>/seed<k>/`` (see
+docs/architecture.md, "The trial runner"),
 where ``<env>`` is the environment id made safe for a path (:func:`env_dirname`). Two kinds of
 trial share that layout:
 
@@ -77,7 +78,7 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 #: The suite (its trials, reference scores and file), recorded at the suite folder's root.
 SUITE_FILE = "suite.json"
-#: Keys every ``result.json`` holds (issue 2, point 6).
+#: Keys every ``result.json`` holds.
 RESULT_KEYS = ("env_id", "agent", "seed", "steps", "wall_time_s", "sps", "final_return")
 #: The primary score of every trial and its metric's name (``"return"``, ``"test accuracy"``).
 SCORE_KEYS = ("score", "metric")

@@ -35,7 +35,7 @@ register("umbra/Pendulum-v0", "envs.classic:Pendulum")
 register("umbra/MaskedCartPole-v0", "envs.pomdp.masked:MaskedCartPole")
 register("umbra/MaskedPendulum-v0", "envs.pomdp.masked:MaskedPendulum")
 
-# Memory tasks (issue 3): Easy / Medium / Hard are the same class with other defaults.
+# Memory tasks: Easy / Medium / Hard are the same class with other defaults.
 _REPEAT, _TMAZE, _MAZE = "envs.pomdp.repeat:", "envs.pomdp.tmaze:", "envs.pomdp.maze:"
 register("umbra/RepeatPreviousEasy-v0", _REPEAT + "RepeatPrevious", k=4, episode_length=52)
 register("umbra/RepeatPreviousMedium-v0", _REPEAT + "RepeatPrevious", k=32, episode_length=104)
@@ -53,11 +53,11 @@ register("umbra/KeyDoorMazeEasy-v0", _MAZE + "KeyDoorMaze", size=7)
 register("umbra/KeyDoorMazeMedium-v0", _MAZE + "KeyDoorMaze", size=11)
 register("umbra/KeyDoorMazeHard-v0", _MAZE + "KeyDoorMaze", size=15)
 
-# Multi-agent tasks (issue 4): PettingZoo environments too (envs.make_pettingzoo).
+# Multi-agent tasks: PettingZoo environments too (envs.make_pettingzoo).
 register("umbra/CooperativeNavigation-v0", "envs.multiagent.spread:CooperativeNavigation")
 register("umbra/Pursuit-v0", "envs.multiagent.pursuit:Pursuit")
 register("umbra/PrivateSum-v0", "envs.multiagent.private_info:PrivateSum")
 
-# Graph tasks (issue 5): padded graph observations with action masks over the nodes.
+# Graph tasks: padded graph observations with action masks over the nodes.
 register("umbra/GraphNavigation-v0", "envs.graph.navigation:GraphNavigation")
 register("umbra/MinVertexCover-v0", "envs.graph.cover:MinVertexCover")

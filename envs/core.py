@@ -1,4 +1,6 @@
-"""The batched torch environment contract (DESIGN.md, contract 1).
+"""The batched torch environment contract.
+
+How the rest of Umbra relies on it: docs/architecture.md, "The batched environment contract".
 
 A native Umbra environment is a batch of ``num_envs`` independent copies whose state lives in torch
 tensors on one device. It follows Gymnasium's vector API with torch tensors instead of numpy arrays:

@@ -1,4 +1,6 @@
-"""Graph-structured tasks: observations in the padded graph form of DESIGN.md, contract 1.
+"""Graph-structured tasks: observations in the padded graph form.
+
+The form is described in docs/architecture.md, "Graph observations".
 
 - ``random_graphs.py``: random connected graphs drawn batched on the environment's device, and
   the padded observation spaces they share;

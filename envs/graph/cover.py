@@ -39,8 +39,9 @@ class MinVertexCover(BatchedEnv):
     without ``debug``: at the next ``check_deferred()``, see :class:`~envs.core.BatchedEnv`).
 
     ## Observation Space
-    The padded graph form of DESIGN.md (contract 1), a ``Dict`` of Boxes; nodes keep their slot
-    for the whole episode, edges are both directions of each undirected edge:
+    The padded graph form (docs/architecture.md, "Graph observations"), a ``Dict`` of Boxes;
+    nodes keep their slot for the whole episode, edges are both directions of each undirected
+    edge:
 
     - ``x`` ``Box(0, 1, (num_nodes, 3))`` float32: per node ``[selected, degree,
       uncovered_degree]``, the degrees (all edges, and edges not yet covered) divided by

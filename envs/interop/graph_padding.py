@@ -1,4 +1,5 @@
-"""``gymnasium.spaces.Graph`` observations in the padded graph form (DESIGN.md contract 1).
+"""``gymnasium.spaces.Graph`` observations in the padded graph form (see
+docs/architecture.md, "Graph observations").
 
 - :class:`GraphPadding`: a ``gymnasium.ObservationWrapper`` that pads a Graph observation (or a
   Dict with one Graph entry) to ``max_nodes`` nodes and ``max_edges`` edges;
@@ -20,7 +21,7 @@ __all__ = ["DEFAULT_MAX_EDGES", "DEFAULT_MAX_NODES", "GraphPadding"]
 #: ``GymnasiumToBatched``'s default padding of ``gymnasium.spaces.Graph`` observations.
 DEFAULT_MAX_NODES = 64
 DEFAULT_MAX_EDGES = 256
-#: The keys of the padded graph form (DESIGN.md contract 1).
+#: The keys of the padded graph form (docs/architecture.md, "Graph observations").
 _GRAPH_KEYS = ("x", "edge_index", "node_mask", "edge_mask", "edge_attr")
 
 
@@ -77,7 +78,8 @@ class GraphPadding(gym.ObservationWrapper):
 
     :class:`GymnasiumToBatched` wraps every copy whose observation space holds a Graph in this
     wrapper; it is a plain ``gymnasium.ObservationWrapper`` and works on its own too. A
-    ``GraphInstance`` with ``n`` nodes and ``m`` edges becomes (DESIGN.md contract 1):
+    ``GraphInstance`` with ``n`` nodes and ``m`` edges becomes (docs/architecture.md, "Graph
+    observations"):
 
     - ``x`` ``[max_nodes, F]`` float32: ``nodes`` in rows ``0 .. n-1``, flattened per node (a
       Box node space of shape ``s`` gives ``F = prod(s)``; a ``Discrete(k)`` one gives a one-hot,

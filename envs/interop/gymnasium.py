@@ -232,9 +232,10 @@ class GymnasiumToBatched(BatchedEnv):
 
     Observations: float64 boxes become float32 (``single_observation_space`` says so), discrete
     spaces int64; Dicts of these are dicts of tensors. A ``gymnasium.spaces.Graph`` observation
-    (or a Dict with one Graph entry) comes in the padded graph form of DESIGN.md contract 1
+    (or a Dict with one Graph entry) comes in the padded graph form
     (``x``, ``edge_index``, ``node_mask``, ``edge_mask``, and ``edge_attr`` when the Graph has an
-    edge space; see :class:`~envs.interop.graph_padding.GraphPadding`), padded to ``max_nodes``
+    edge space; see docs/architecture.md, "Graph observations", and
+    :class:`~envs.interop.graph_padding.GraphPadding`), padded to ``max_nodes``
     nodes and ``max_edges`` edges, so Umbra's policies pick their GNN encoder for it. A graph
     larger than that is a
     ``ValueError`` naming the option to raise. A ``Discrete(n)`` action that names one of the

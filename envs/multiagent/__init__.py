@@ -1,4 +1,4 @@
-"""Multi-agent tasks (issue 4): one file per task, each a :class:`~envs.core.MultiAgentBatchedEnv`.
+"""Multi-agent tasks: one file per task, each a :class:`~envs.core.MultiAgentBatchedEnv`.
 
 - ``spread.py``: cooperative navigation, agents cover landmarks seeing only nearby entities;
 - ``pursuit.py``: predators hunt a prey on a grid through a limited view;

@@ -5,8 +5,8 @@ import torch
 
 
 def _assert_ratio_is_one(policy, buf, num_minibatches=2):
-    """DESIGN.md contract 2: before the first gradient step, the update recomputes exactly the
-    log-probabilities and values the rollout recorded (ratio = 1 to 1e-5)."""
+    """Before the first gradient step, the update recomputes exactly the log-probabilities and
+    values the rollout recorded (ratio = 1 to 1e-5; docs/architecture.md, "The policy")."""
     for mb in buf.minibatches(num_minibatches):
         with torch.no_grad():
             new = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts, mb.inputs)

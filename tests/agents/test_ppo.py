@@ -20,7 +20,8 @@ from envs.core import torch_dtype
 @pytest.mark.parametrize("core", sorted(CORES))
 @pytest.mark.parametrize("shared_trunk", [False, True])
 def test_ratio_is_one_before_the_first_gradient_step(env_id, core, shared_trunk):
-    """DESIGN.md contract 2: the update recomputes exactly what the rollout recorded."""
+    """The update recomputes exactly what the rollout recorded (the ratio-equals-one invariant,
+    docs/architecture.md, "The policy")."""
     env = envs.make(env_id, num_envs=8)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, core,
                          hidden_size=32, shared_trunk=shared_trunk)

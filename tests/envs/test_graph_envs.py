@@ -1,11 +1,11 @@
 """The graph tasks: the padded graph form, the random graphs, each task's rules and baselines.
 
 Checked in numpy against the environments' own state: every observation is a valid padded graph
-(DESIGN.md, contract 1); generated graphs are connected and simple; navigation shows exactly the
-nodes within ``view_hops`` hops; the action masks are exactly the neighbours / the unselected
-nodes; the oracles (shortest path, greedy cover) get the returns written in the manuals and random
-choices get less; seeding, bad keyword arguments and invalid actions behave as documented; and
-Gymnasium's and SB3's checkers pass through the adapters.
+(docs/architecture.md, "Graph observations"); generated graphs are connected and simple;
+navigation shows exactly the nodes within ``view_hops`` hops; the action masks are exactly the
+neighbours / the unselected nodes; the oracles (shortest path, greedy cover) get the returns
+written in the manuals and random choices get less; seeding, bad keyword arguments and invalid
+actions behave as documented; and Gymnasium's and SB3's checkers pass through the adapters.
 """
 
 from __future__ import annotations
