@@ -1,7 +1,7 @@
 r"""The padded graph form <-> :class:`torch_geometric.data.Batch`, without a loop over graphs.
 
-Environments hand out graphs in one fixed-size *padded form* (DESIGN.md contract 1) so that
-batches of graphs stack like any other observation:
+Environments hand out graphs in one fixed-size *padded form* (docs/architecture.md, "Graph
+observations") so that batches of graphs stack like any other observation:
 
 =============  ======================  =========================================================
 key            shape                   meaning

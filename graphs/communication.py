@@ -6,7 +6,7 @@ its edges. The graph is complete, or built every step from the agents' positions
 (:func:`communication_graph`): each agent hears its ``k`` nearest neighbours (``"knn"``) or every
 agent within ``radius`` (``"radius"``). Everything is vectorised over the leading axes
 ``[T, copies]``: one pairwise-distance kernel, one ``topk`` or threshold, and masked edges in the
-padded graph form of DESIGN.md (contract 1); no loop over copies or agents.
+padded graph form (docs/architecture.md, "Graph observations"); no loop over copies or agents.
 
 This module knows nothing of policies or environments: the positions come from a slice of each
 agent's flat observation or a key of its Dict observation, named by the caller.

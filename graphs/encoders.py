@@ -2,8 +2,9 @@ r"""GNN encoders for graphs in the padded form, built on PyTorch Geometric's own
 
 :class:`GraphEncoder` is a PyG message-passing model (``GCN``, ``GAT``, ``GATv2``, ``GIN`` or
 ``GraphSAGE`` from :mod:`torch_geometric.nn.models`) followed by a PyG readout. It takes the padded
-observations of DESIGN.md contract 1 (with any leading batch axes, e.g. ``[T, B, ...]`` from a
-rollout) and returns node embeddings, for node-selection actions, and a graph embedding.
+graph observations (:mod:`graphs.batching`; docs/architecture.md, "Graph observations") with
+any leading batch axes (e.g. ``[T, B, ...]`` from a rollout) and returns node embeddings, for
+node-selection actions, and a graph embedding.
 """
 
 from __future__ import annotations
