@@ -158,3 +158,13 @@ def test_env_ids_become_safe_folders(env_id, folder):
     assert env_dirname(env_id) == folder
     path = trial_dir("runs", "smoke", Trial(env_id, "ppo", 3))
     assert path == Path("runs", "smoke") / folder / "ppo" / "seed3"
+
+
+@pytest.mark.parametrize("name", [n for n in list_suites() if n != "throughput"])
+def test_every_shipped_training_suite_passes_the_pre_flight_checks(name):
+    """Every trial of every shipped suite builds its config and environment and its agent fits
+    the environment: ``python -m benchmarks.run --suite NAME`` cannot fail before training."""
+    suite = load_suite(name)
+    assert isinstance(suite, Suite) and suite.trials
+    configs = check_trials(suite.trials)
+    assert len(configs) == len(suite.trials)
