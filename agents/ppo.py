@@ -209,6 +209,7 @@ def train(
     logdir: str | Path | None = None,
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
+    episodes: Callable[[int, list[float]], None] | None = None,
 ) -> TrainResult:
     """Train a PPO agent.
 
@@ -219,6 +220,9 @@ def train(
         resume: Continue the run saved in ``logdir`` (same global step; TensorBoard continues
             without duplicate points). Without a checkpoint there, start fresh.
         progress: Called with the global step after every update.
+        episodes: Called after every update with the global step and the returns of the
+            episodes finished in it (the points of ``charts/episode_return``); hyperparameter
+            search reads its intermediate values here (``benchmarks/tune.py``).
 
     Returns:
         The policy and metrics: ``steps, wall_time_s, sps, final_return`` (mean of the last 100
@@ -296,6 +300,8 @@ def train(
                                                              device))
         if progress is not None:
             progress(run.global_step)
+        if episodes is not None:
+            episodes(run.global_step, finished)
         if reached:
             break
 

@@ -2,11 +2,28 @@
 
 An agent preset is a set of :class:`~agents.ppo.PPOConfig` overrides; tuned per-environment
 settings for the native tasks sit on top. Both are plain dicts, so a preset reads as its settings.
+
+An **agent file** is a preset in a TOML file, accepted wherever an agent name is
+(``--agent path/to/best.toml``, a suite's ``agents``); ``python -m benchmarks.tune`` writes one
+(``best.toml``)::
+
+    agent = "ppo"               # the base agent: a preset name, an sb3-* baseline or, for a
+                                # graph-learning task, a graphs.tasks agent
+    [config]                    # its overrides, as a suite's config or --set
+    learning_rate = 0.003
+    core_kwargs.window = 32     # a table field is merged entry by entry (as --set a.b=...)
+    [tuned]                     # optional and informative: how it was found
+
+The file's config goes over the base agent's preset (and the environment's) and under a suite's
+config and ``--set``.
 """
 
 from __future__ import annotations
 
 import difflib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agents.ppo import PPOConfig
@@ -71,3 +88,77 @@ def agent_config(agent: str, env_id: str, **overrides: Any) -> PPOConfig:
         raise ValueError(f"unknown agent {agent!r}.{hint} Known agents: {', '.join(AGENTS)}")
     settings = {**ENV_PRESETS.get(env_id, {}), **AGENT_PRESETS[agent], **overrides}
     return PPOConfig.from_dict({"env_id": env_id, **settings})
+
+
+# ---------------------------------------------------------------------------------- agent files
+#: Top-level keys of an agent file.
+AGENT_FILE_KEYS = ("agent", "config", "tuned")
+
+
+@dataclass(frozen=True)
+class AgentFile:
+    """A preset read from a TOML file (see the module docstring).
+
+    Attributes:
+        path: Where it was read from.
+        agent: The base agent's name.
+        config: Its overrides; entries of tables as dotted keys (``{"core_kwargs.window": 32}``).
+        tuned: The informative ``[tuned]`` table (empty when absent).
+    """
+
+    path: str
+    agent: str
+    config: dict[str, Any]
+    tuned: dict[str, Any]
+
+
+def is_agent_file(agent: str) -> bool:
+    """Whether ``agent`` names an agent file (it ends in ``.toml``) rather than a preset."""
+    return agent.endswith(".toml")
+
+
+def read_agent_file(path: str | Path) -> AgentFile:
+    """Read and check the agent file at ``path``.
+
+    Raises:
+        ValueError: no such file, invalid TOML, an unknown top-level key (naming the close
+            one), or a missing or non-string ``agent``.
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"agent file {str(path)!r} does not exist (an agent ending in .toml is "
+                         "a file such as the best.toml written by python -m benchmarks.tune)")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"agent file {path}: invalid TOML: {err}") from None
+    for key in data:
+        if key not in AGENT_FILE_KEYS:
+            close = difflib.get_close_matches(key, AGENT_FILE_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"agent file {path}: unknown key {key!r}; {hint}known keys: "
+                             f"{', '.join(AGENT_FILE_KEYS)}")
+    agent = data.get("agent")
+    if not isinstance(agent, str) or not agent or is_agent_file(agent):
+        raise ValueError(f"agent file {path}: needs agent = \"NAME\", the base agent (a preset "
+                         f"such as 'ppo' or a baseline such as 'sb3-ppo'), got {agent!r}")
+    for key in ("config", "tuned"):
+        if not isinstance(data.get(key, {}), dict):
+            raise ValueError(f"agent file {path}: {key} must be a table ([{key}])")
+    return AgentFile(str(path), agent, _dotted(data.get("config", {})), data.get("tuned", {}))
+
+
+def _dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested tables as dotted keys: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (empty ones kept)."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and value:
+            flat.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -210,6 +210,7 @@ def train(
     logdir: str | Path | None = None,
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
+    episodes: Callable[[int, list[float]], None] | None = None,
 ) -> SB3Result:
     """Train a stable-baselines3 baseline, logging as :func:`agents.ppo.train` does.
 
@@ -219,6 +220,8 @@ def train(
         resume: Accepted for the same signature as :func:`agents.ppo.train`; these runs always
             start from scratch (their TensorBoard points replace an earlier run's).
         progress: Called with the global step after every rollout.
+        episodes: Called after every rollout with the global step and the returns of the
+            episodes finished in it, as in :func:`agents.ppo.train`.
 
     Returns:
         The model and metrics: ``steps, wall_time_s, sps, final_return`` (mean of the last 100
@@ -298,6 +301,8 @@ def train(
                         self.rollout_lengths)), step)
                 writer.add_scalar("charts/sps", step / max(time.perf_counter() - self.start,
                                                            1e-9), step)
+            if episodes is not None:
+                episodes(step, self.rollout_returns)
             self.rollout_returns, self.rollout_lengths = [], []
             if progress is not None:
                 progress(step)

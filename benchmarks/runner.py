@@ -64,7 +64,7 @@ from tqdm.auto import tqdm
 import envs
 from agents.policies import FLAT, is_graph_space, wants_node_head
 from agents.ppo import CHECKPOINT, PPOConfig, previous_checkpoint, train
-from agents.presets import AGENTS, agent_config
+from agents.presets import AGENTS, agent_config, is_agent_file, read_agent_file
 from agents.sb3 import SB3_ACTION_SPACES, SB3_AGENTS, SB3Config, sb3_config
 from agents.sb3 import train as train_sb3
 from benchmarks import tensorboard_views
@@ -135,6 +135,12 @@ class TrialOutcome:
     error: str | None = None
 
 
+class TrialStopped(Exception):
+    """Raised by a hook of :func:`run_trial` (``progress``, ``on_update``) to stop the trial at
+    once, e.g. a tuning trial that a pruner cut short. :func:`run_trial` lets it through and
+    writes neither ``result.json`` nor ``error.json``: the folder stays an interrupted run."""
+
+
 # ---------------------------------------------------------------------------------- folders
 def env_dirname(env_id: str) -> Path:
     """A relative folder for ``env_id``: ``umbra/CartPole-v0`` -> ``umbra/CartPole-v0``.
@@ -153,8 +159,16 @@ def env_dirname(env_id: str) -> Path:
 
 
 def trial_dir(root: str | Path, suite: str, trial: Trial) -> Path:
-    """``<root>/<suite>/<env>/<agent>/seed<k>`` for ``trial``."""
-    return Path(root) / suite / env_dirname(trial.env_id) / trial.agent / f"seed{trial.seed}"
+    """``<root>/<suite>/<env>/<agent>/seed<k>`` for ``trial`` (:func:`agent_dirname`)."""
+    return (Path(root) / suite / env_dirname(trial.env_id) / agent_dirname(trial.agent)
+            / f"seed{trial.seed}")
+
+
+def agent_dirname(agent: str) -> str:
+    """The folder of ``agent``: its name, or the stem of an agent file (``runs/x/best.toml`` ->
+    ``best``; two files with one stem in a suite share the folder, and the second trial then
+    fails without overwriting the first's results)."""
+    return Path(agent).stem if is_agent_file(agent) else agent
 
 
 def write_suite_file(suite_dir: str | Path, suite: Suite) -> Path:
@@ -197,6 +211,10 @@ def build_config(
 ) -> PPOConfig | SB3Config | GraphTaskConfig:
     """The config of ``trial``: the agent preset with the trial's and the caller's overrides.
 
+    An agent file (``path/to/best.toml``, :func:`agents.presets.read_agent_file`, as written by
+    ``python -m benchmarks.tune``) stands for its base agent with its ``config`` over the preset
+    and under the trial's config and ``overrides``.
+
     Umbra agents (:data:`agents.presets.AGENTS`) get a ``PPOConfig``; the stable-baselines3
     baselines (:data:`agents.sb3.SB3_AGENTS`) an ``SB3Config``, where a key of the trial's
     config that is not an ``SB3Config`` field is an argument of the algorithm. A learning task
@@ -228,6 +246,8 @@ def build_config(
                              f"(--set {key}); set it with {_TRIAL_IDENTITY[head]}")
     flat = {key: value for key, value in overrides.items() if "." not in key}
     dotted = {key: value for key, value in overrides.items() if "." in key}
+    if is_agent_file(trial.agent):
+        trial, dotted = _with_agent_file(trial, flat, dotted)
     if is_graph_task(trial.env_id):
         config = _graph_task_config(trial, device, flat)
         return _set_dotted(config, dotted) if dotted else config
@@ -265,6 +285,28 @@ def build_config(
             raise ValueError(f"env_kwargs holds {key!r}, which the runner passes to envs.make "
                              f"itself: set it with {_RESERVED_ENV_KWARGS[key]} instead")
     return config
+
+
+def _with_agent_file(trial: Trial, flat: dict[str, Any],
+                     dotted: dict[str, Any]) -> tuple[Trial, dict[str, Any]]:
+    """``trial`` as its agent file's base agent with the file's config under the trial's, and
+    the dotted overrides with the file's first (those of a field set whole later are dropped)."""
+    agent_file = read_agent_file(trial.agent)
+    for key in agent_file.config:
+        head = key.split(".")[0]
+        if head in _TRIAL_IDENTITY:
+            raise ValueError(f"{agent_file.path}: config sets {head}, which names the trial "
+                             f"and its folder; set it with {_TRIAL_IDENTITY[head]}")
+        if agent_file.agent in AGENTS:
+            _check_field(head, [f.name for f in dataclasses.fields(PPOConfig)], "PPOConfig",
+                         f"in {agent_file.path}")
+    whole = set(trial.config) | set(flat)
+    file_flat = {k: v for k, v in agent_file.config.items() if "." not in k}
+    file_dotted = {k: v for k, v in agent_file.config.items()
+                   if "." in k and k.split(".")[0] not in whole}
+    trial = dataclasses.replace(trial, agent=agent_file.agent,
+                                config={**file_flat, **trial.config})
+    return trial, {**file_dotted, **dotted}
 
 
 def check_trials(
@@ -381,8 +423,8 @@ def check_agent_fits(agent: str, config: PPOConfig | SB3Config, env: EnvFacts) -
     if env.kind == "multi-agent":
         _refuse(agent, "a single-agent environment (stable-baselines3 trains one agent per "
                 "copy)", f"is {env.kind}", env, _ids_of("single-agent")[:3], "'ippo' or 'mappo'")
-    module, class_name, _, _ = SB3_AGENTS[agent]
-    accepted = SB3_ACTION_SPACES[agent]
+    module, class_name, _, _ = SB3_AGENTS[config.agent]  # an agent file names its base agent
+    accepted = SB3_ACTION_SPACES[config.agent]
     if not isinstance(env.action_space, accepted):
         names = [space.__name__ for space in accepted]
         wanted = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
@@ -463,11 +505,13 @@ def run_trial(
     suite: str = "",
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
+    on_update: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> TrialOutcome:
     """Train ``trial`` with ``config`` into ``logdir`` unless it is done there; never raise.
 
-    ``KeyboardInterrupt`` is the one exception let through: the caller stops, and a later run
-    with ``resume=True`` continues from the last checkpoint.
+    ``KeyboardInterrupt`` and :class:`TrialStopped` (raised by a hook) are the exceptions let
+    through: the caller stops, and a later run with ``resume=True`` continues from the last
+    checkpoint.
 
     Args:
         trial: The trial (written into ``result.json``).
@@ -477,6 +521,10 @@ def run_trial(
         resume: Continue an interrupted trial (checkpoints but no ``result.json``).
         progress: Called with the global step after every PPO update (the epoch, for a
             learning trial).
+        on_update: Called with the global step and ``{"episode_returns": [...]}`` (the returns
+            of the episodes finished in the update) after every update of an RL trial, with the
+            epoch and its metrics (``val_accuracy``, ``test_accuracy``...) after every epoch of
+            a learning trial: what a hyperparameter search reads while a trial trains.
 
     The trial trains with :data:`TRIAL_THREADS` torch threads, holding the folder's
     :class:`~benchmarks.locking.TrialLock`: while another live process holds it (a worker left
@@ -512,7 +560,7 @@ def run_trial(
             return run_trial(trial, config, logdir, suite=suite, resume=resume)
         with torch_threads(TRIAL_THREADS):
             return _train_trial(trial, config, logdir, suite=suite, resume=resume,
-                                progress=progress)
+                                progress=progress, on_update=on_update)
     finally:
         lock.release()
 
@@ -536,6 +584,7 @@ def _train_trial(
     suite: str,
     resume: bool,
     progress: Callable[[int], None] | None,
+    on_update: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> TrialOutcome:
     """:func:`run_trial` once the folder is locked and holds no ``result.json``."""
     result_path = logdir / RESULT_FILE
@@ -550,13 +599,16 @@ def _train_trial(
         )
     try:
         if isinstance(config, GraphTaskConfig):
-            metrics = train_learning_task(config, logdir, progress=progress)
+            metrics = train_learning_task(config, logdir, progress=progress, on_epoch=on_update)
         else:
             trainer = train if isinstance(config, PPOConfig) else train_sb3
-            trained = trainer(config, logdir=logdir, resume=interrupted, progress=progress)
+            episodes = None if on_update is None else (
+                lambda step, returns: on_update(step, {"episode_returns": list(returns)}))
+            trained = trainer(config, logdir=logdir, resume=interrupted, progress=progress,
+                              episodes=episodes)
             metrics = {**trained.metrics, "score": trained.metrics.get("final_return"),
                        "metric": RETURN_METRIC}
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, TrialStopped):
         raise
     except Exception as err:  # noqa: BLE001 - isolate the trial; the traceback is kept
         text = traceback.format_exc()
@@ -743,7 +795,8 @@ def _graph_task_config(
 
 
 def train_learning_task(
-    config: GraphTaskConfig, logdir: str | Path, progress: Callable[[int], None] | None = None
+    config: GraphTaskConfig, logdir: str | Path, progress: Callable[[int], None] | None = None,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train a learning trial into ``logdir``: TensorBoard, ``config.json``, ``predictions.npz``.
 
@@ -751,6 +804,7 @@ def train_learning_task(
         config: The trial's config.
         logdir: Its folder (created if missing).
         progress: Called with the epoch after every epoch.
+        on_epoch: Called with the epoch and its metrics after every epoch.
 
     Returns:
         The metrics of ``result.json``: ``steps`` (epochs), ``wall_time_s``, ``score``
@@ -772,6 +826,8 @@ def train_learning_task(
                     writer.add_scalar(tag, metrics[key], epoch)
             if progress is not None:
                 progress(epoch)
+            if on_epoch is not None:
+                on_epoch(epoch, dict(metrics))
 
         out = train_task(config, callback=on_epoch)
         for key in ("accuracy", "nll", "ece", "brier"):

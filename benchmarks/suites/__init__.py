@@ -30,8 +30,10 @@ environment with one seed. Write them as a grid, as explicit trials, or both::
 A **throughput** suite (``kind = "throughput"``) holds the settings of the speed comparison against
 stable-baselines3 run by :mod:`benchmarks.throughput`; see ``throughput.toml`` for its keys.
 
-Agents are the names of :data:`agents.presets.AGENTS` (Umbra's PPO with a preset) and the
-stable-baselines3 baselines of :data:`agents.sb3.SB3_AGENTS`. A return threshold is a config
+Agents are the names of :data:`agents.presets.AGENTS` (Umbra's PPO with a preset), the
+stable-baselines3 baselines of :data:`agents.sb3.SB3_AGENTS` and agent files (``best.toml``
+written by ``python -m benchmarks.tune``; see :mod:`agents.presets`), given relative to the
+suite file's folder or to the working directory. A return threshold is a config
 override: ``config = { stop_at_return = 475.0 }``.
 
 An ``[[envs]]`` id may also be a **graph-learning task** (not RL), in the ``graphs/`` namespace:
@@ -263,7 +265,7 @@ def _parse_train(data: dict[str, Any], name: str, source: str, text: str) -> Sui
         env_id = _string(env.get("id"), f"{at}: id")
         if "reference" in env:
             references[env_id] = _reference(env["reference"], f"{at}: reference")
-        for agent in _agents(env.get("agents", agents), f"{at}: agents"):
+        for agent in _agent_paths(_agents(env.get("agents", agents), f"{at}: agents"), source):
             for seed in _seeds(env.get("seeds", seeds), f"{at}: seeds"):
                 trials.append(
                     Trial(
@@ -285,7 +287,7 @@ def _parse_train(data: dict[str, Any], name: str, source: str, text: str) -> Sui
         trials.append(
             Trial(
                 env_id=_string(trial["env"], f"{at}: env"),
-                agent=_agents([trial["agent"]], f"{at}: agent")[0],
+                agent=_agent_paths(_agents([trial["agent"]], f"{at}: agent"), source)[0],
                 seed=_int(trial["seed"], f"{at}: seed"),
                 steps=_opt_int(trial.get("steps", steps), f"{at}: steps"),
                 num_envs=_opt_int(trial.get("num_envs", num_envs), f"{at}: num_envs"),
@@ -419,6 +421,14 @@ def _agents(value: Any, where: str) -> list[str]:
     if not isinstance(value, list) or not value:
         raise SuiteError(f"{where}: expected a non-empty list of agent names, got {value!r}")
     return [_string(v, where) for v in value]
+
+
+def _agent_paths(agents: list[str], source: str) -> list[str]:
+    """Agent files (``*.toml``, :func:`agents.presets.read_agent_file`) given relative to the
+    suite file's folder, as paths from here; other names as they are."""
+    folder = Path(source).parent
+    return [str(folder / a) if a.endswith(".toml") and not Path(a).is_absolute()
+            and (folder / a).is_file() else a for a in agents]
 
 
 def _seeds(value: Any, where: str) -> list[int]:
