@@ -86,10 +86,12 @@ class RecurrentCore(MemoryCore):
     """LSTM or GRU core (Hochreiter & Schmidhuber, 1997; Cho et al., 2014) with episode resets.
 
     The state is reset to zeros wherever ``episode_start`` is true. A sequence without episode
-    starts after its first step runs as one ``nn.LSTM``/``nn.GRU`` call (cuDNN on a GPU). A
-    sequence with starts inside is cut at them: every piece becomes a sequence of its own in one
-    padded batch, starting from the stored state (first piece) or from zeros (pieces that begin
-    an episode), so the whole minibatch is still one call rather than a Python loop over steps.
+    starts after its first step runs as one ``nn.LSTM``/``nn.GRU`` call (cuDNN on a GPU). On the
+    CPU, a sequence with starts inside runs step by step with the fused cell, zeroing the state
+    at the starts. On an accelerator it is cut at them instead: every piece becomes a sequence
+    of its own in one padded batch, starting from the stored state (first piece) or from zeros
+    (pieces that begin an episode), so the whole minibatch is still one call rather than a
+    Python loop over steps.
     The final state after such a sequence is computed without gradient (nothing back-propagates
     through it: the rollout, which carries states forward, steps with T = 1).
 
@@ -140,7 +142,36 @@ class RecurrentCore(MemoryCore):
         starts_inside = episode_start[1:]
         if not bool(starts_inside.any()):  # one sync per call; the rollout (T = 1) never gets here
             return self._run(x, state)
+        if x.device.type == "cpu":
+            return self._forward_steps(x, state, episode_start)
         return self._forward_pieces(x, state, episode_start)
+
+    def _forward_steps(
+        self, x: torch.Tensor, state: State, episode_start: torch.Tensor
+    ) -> tuple[torch.Tensor, State]:
+        """Step by step with the fused cell (``torch.lstm_cell`` / ``torch.gru_cell``), zeroing
+        the state where an episode starts. On the CPU this does exactly ``T * B`` cell steps,
+        where the padded pieces of :meth:`_forward_pieces` do ``T`` per piece plus a rerun for the
+        final state: about twice as fast forward and backward at an episode start every 20 steps
+        (``python -m benchmarks.profile``)."""
+        keep = (~episode_start[1:]).to(x.dtype).unsqueeze(-1)  # [T - 1, B, 1]
+        weights = [tuple(getattr(self.rnn, f"{name}_l{layer}")
+                         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+                   for layer in range(self.num_layers)]
+        hidden = [tuple(s[layer] for s in state) for layer in range(self.num_layers)]
+        outputs = []
+        for t in range(x.shape[0]):
+            y = x[t]
+            for layer, w in enumerate(weights):
+                h = hidden[layer] if t == 0 else tuple(s * keep[t - 1] for s in hidden[layer])
+                if self.cell == "lstm":
+                    h = torch.lstm_cell(y, h, *w)
+                else:
+                    h = (torch.gru_cell(y, h[0], *w),)
+                hidden[layer], y = h, h[0]
+            outputs.append(y)
+        final = tuple(torch.stack([h[i] for h in hidden]) for i in range(len(state)))
+        return torch.stack(outputs), final
 
     def _forward_pieces(
         self, x: torch.Tensor, state: State, episode_start: torch.Tensor
@@ -324,27 +355,63 @@ class TransformerCore(MemoryCore):
 
         h = self.inp(x)
         new_memory = []
+        size = self.hidden_size
         for layer, block in enumerate(self.blocks):
             keys_in = torch.cat((memory[:, :, layer], h))  # [W+T, B, H]
             new_memory.append(keys_in[-window:])
-            q = self.qkv[layer](block.norm_mix(h))[..., : self.hidden_size]
-            kv = self.qkv[layer](block.norm_mix(keys_in))[..., self.hidden_size :]
-            k, v = kv.chunk(2, dim=-1)
-
-            def split(t: torch.Tensor) -> torch.Tensor:  # [S, B, H] -> [B, heads, S, H/heads]
-                return t.reshape(t.shape[0], batch, heads, -1).permute(1, 2, 0, 3)
-
             bias = self._bias(layer)[:, dist_index]  # [heads, T, W+T]
             mask = bias[None].masked_fill(~allowed[:, None], float("-inf"))
-            attended = nn.functional.scaled_dot_product_attention(
-                split(q), split(k), split(v), attn_mask=mask
-            )  # [B, heads, T, H/heads]
+            weight, b = self.qkv[layer].weight, self.qkv[layer].bias
+            q = nn.functional.linear(block.norm_mix(h), weight[:size], b[:size])
+            if length == 1:  # the rollout: no key or value is projected
+                attended = self._attend_one_step(layer, block, q, keys_in, mask)
+            else:
+                kv = nn.functional.linear(block.norm_mix(keys_in), weight[size:], b[size:])
+                k, v = kv.chunk(2, dim=-1)
+
+                def split(t: torch.Tensor) -> torch.Tensor:  # [S, B, H] -> [B, heads, S, H/heads]
+                    return t.reshape(t.shape[0], batch, heads, -1).permute(1, 2, 0, 3)
+
+                attended = nn.functional.scaled_dot_product_attention(
+                    split(q), split(k), split(v), attn_mask=mask
+                )  # [B, heads, T, H/heads]
             mixed = self.out[layer](attended.permute(2, 0, 1, 3).reshape(length, batch, -1))
             h = block.combine(h, mixed)
 
         last_ids = ids[-1]  # the episode each copy is in after the chunk
         new_valid = (key_ok & (key_ids == last_ids[None]))[-window:].to(valid.dtype)
         return self.final_norm(h), (torch.stack(new_memory, dim=2), new_valid)
+
+    def _attend_one_step(self, layer: int, block: _Block, q: torch.Tensor, keys_in: torch.Tensor,
+                         mask: torch.Tensor) -> torch.Tensor:
+        r"""Attention of one query per copy with the key and value projections folded into it.
+
+        With ``LN(m) = gamma * n(m) + beta`` (``n`` the parameter-free normalisation) and a
+        head's key projection :math:`k_j = W_k LN(m_j) + b_k`, the score :math:`q \cdot k_j`
+        is :math:`(\gamma \odot W_k^\top q) \cdot n(m_j)` plus a term that does not depend on
+        :math:`j` (softmax ignores it); as the weights sum to 1, the output
+        :math:`\sum_j a_j v_j` is :math:`W_v (\gamma \odot \sum_j a_j n(m_j) + \beta) + b_v`.
+        So one rollout step costs ``O(W H)`` per copy and head instead of projecting all ``W``
+        keys and values (``O(W H^2)``); it equals the update's attention up to rounding.
+
+        Shapes:
+            ``q`` ``[1, B, H]``, ``keys_in`` ``[W+1, B, H]``, ``mask`` ``[B, heads, 1, W+1]``
+            -> ``[B, heads, 1, H/heads]``.
+        """
+        heads, size = self.num_heads, self.hidden_size
+        head = size // heads
+        norm = block.norm_mix
+        normed = nn.functional.layer_norm(keys_in, (size,), eps=norm.eps).transpose(0, 1)
+        weight, b = self.qkv[layer].weight, self.qkv[layer].bias
+        w_k = weight[size: 2 * size].view(heads, head, size)
+        w_v, b_v = weight[2 * size:].view(heads, head, size), b[2 * size:].view(heads, head)
+        q = q[0].view(-1, heads, head)  # [B, heads, d]
+        query = torch.einsum("bhd,hdi->bhi", q, w_k) * norm.weight  # [B, heads, H]
+        scores = query @ normed.transpose(1, 2) / math.sqrt(head) + mask[:, :, 0]  # [B, heads, W+1]
+        context = torch.softmax(scores, dim=-1) @ normed  # [B, heads, H]
+        context = context * norm.weight + norm.bias
+        attended = torch.einsum("bhi,hdi->bhd", context, w_v) + b_v
+        return attended.unsqueeze(2)
 
 
 class LinearAttentionCore(MemoryCore):

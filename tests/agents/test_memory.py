@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from agents.memory import CORES, make_core
+from agents.memory import CORES, make_core, reset_state
 
 RECURRENT = [name for name, cls in CORES.items() if cls.recurrent]
 
@@ -43,6 +43,27 @@ def test_whole_sequence_call_equals_step_by_step(name):
     torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=0)
     for a, b in zip(final, final_ref, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("path", ["_forward_steps", "_forward_pieces"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_both_recurrent_paths_equal_step_by_step(path, cell, num_layers):
+    """The CPU's step loop and the accelerator's padded pieces (run here on the CPU) give the
+    rollout's outputs and final state, gradients included."""
+    core = make_core(cell, input_size=5, hidden_size=8, num_layers=num_layers)
+    x = torch.randn(12, 6, 5, requires_grad=True)
+    state = tuple(torch.randn_like(s) for s in core.initial_state(6))
+    episode_start = torch.rand(12, 6) < 0.2
+    episode_start[5, 0] = True
+    y, final = getattr(core, path)(x, reset_state(state, episode_start[0]), episode_start)
+    y_ref, final_ref = _step_by_step(core, x, state, episode_start)
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=0)
+    for a, b in zip(final, final_ref, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    grad, = torch.autograd.grad(y.square().sum(), x)
+    grad_ref, = torch.autograd.grad(y_ref.square().sum(), x)
+    torch.testing.assert_close(grad, grad_ref, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(CORES))
