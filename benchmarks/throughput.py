@@ -239,8 +239,9 @@ def _window_run(agent: str, window: int, env_id: str, overrides: dict[str, Any],
     """Steps/s and memory of one short training of ``agent`` with attention ``window``.
 
     ``linear`` has no window (its state is constant in size); it is run once per window anyway,
-    so the rows line up. Memory: the bytes of one copy's core state, and on CUDA the peak
-    allocated memory of the run.
+    so the rows line up. Memory: the bytes of one copy's core state, the peak growth of the
+    process's resident memory during the run (:class:`RSSPeak`) and on CUDA the peak allocated
+    memory of the run.
     """
     from agents.memory import make_core
 
@@ -251,15 +252,68 @@ def _window_run(agent: str, window: int, env_id: str, overrides: dict[str, Any],
     resolved = resolve_device(config.device)
     if resolved.type == "cuda":
         torch.cuda.reset_peak_memory_stats(resolved)
-    metrics = train(config).metrics
+    with RSSPeak() as rss:
+        metrics = train(config).metrics
     core = make_core(config.core, config.hidden_size, config.hidden_size, **config.core_kwargs)
     state_bytes = sum(t.numel() * t.element_size() for t in core.initial_state(1))
     row = {"agent": agent, "window": window, "sps": metrics["sps"],
            "state_bytes_per_copy": state_bytes,
            "cuda_peak_bytes": torch.cuda.max_memory_allocated(resolved)
-           if resolved.type == "cuda" else None}
-    log(f"[window {window}] {agent}: {row['sps']:,.0f} steps/s, state {state_bytes:,} B/copy")
+           if resolved.type == "cuda" else None,
+           "rss_peak_growth_bytes": rss.growth}
+    growth = "-" if rss.growth is None else f"{rss.growth / 2**20:,.0f} MiB"
+    log(f"[window {window}] {agent}: {row['sps']:,.0f} steps/s, state {state_bytes:,} B/copy, "
+        f"peak RSS growth {growth}")
     return row
+
+
+class RSSPeak:
+    """The peak growth of this process's resident memory (RSS) inside a ``with`` block.
+
+    A thread samples ``/proc/self/statm`` every ``interval`` seconds; ``growth`` is the largest
+    RSS seen minus the RSS at entry (bytes; None where ``/proc`` is missing, e.g. macOS). Torch's
+    CPU allocator statistics and ``tracemalloc`` do not see tensor memory, and
+    ``ru_maxrss`` cannot be reset between runs, hence the sampling. Memory the allocator kept
+    from earlier runs is reused before the RSS grows, so the growth is a lower bound of what a
+    run needs beyond what the process already held.
+    """
+
+    def __init__(self, interval: float = 0.002):
+        self.interval = interval
+        self.growth: int | None = None
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def _rss(self) -> int | None:
+        try:
+            with open("/proc/self/statm", encoding="ascii") as file:
+                return int(file.read().split()[1]) * self._page
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def __enter__(self) -> RSSPeak:
+        import threading
+
+        self._start = self._rss()
+        self._peak = self._start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        if self._start is not None:
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            rss = self._rss()
+            if rss is not None and rss > self._peak:
+                self._peak = rss
+
+    def __exit__(self, *exc: object) -> None:
+        if self._start is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._rss() or 0)
+        self.growth = self._peak - self._start
 
 
 def _memory_markdown(memory: dict[str, Any]) -> list[str]:
@@ -289,13 +343,18 @@ def _memory_markdown(memory: dict[str, Any]) -> list[str]:
             f"{num(r['sps'], '.0f', 'x')} | {num(r['time_to_threshold'], '.0f', 'x')} |"
         )
     if memory["windows"]:
-        lines += ["", "| agent | window | steps/s | state bytes per copy | CUDA peak bytes |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "Peak memory: on CUDA `torch.cuda.max_memory_allocated`; on every device the "
+                  "peak growth of the process's resident memory during the run (RSS sampled "
+                  "every 2 ms from /proc/self/statm: a lower bound, as memory freed by earlier "
+                  "runs is reused first).", "",
+                  "| agent | window | steps/s | state bytes per copy | CUDA peak bytes | "
+                  "peak RSS growth |", "|---|---|---|---|---|---|"]
         for row in memory["windows"]:
-            peak = row["cuda_peak_bytes"]
+            peak, rss = row["cuda_peak_bytes"], row.get("rss_peak_growth_bytes")
             lines.append(f"| {row['agent']} | {row['window']} | {row['sps']:,.0f} | "
                          f"{row['state_bytes_per_copy']:,} | "
-                         f"{'-' if peak is None else f'{peak:,}'} |")
+                         f"{'-' if peak is None else f'{peak:,}'} | "
+                         f"{'-' if rss is None else f'{rss / 2**20:,.1f} MiB'} |")
     return lines + [""]
 
 

@@ -36,3 +36,27 @@ def test_throughput_reports_the_cost_of_the_default_checks(tmp_path):
     folder = tmp_path / "runs" / "tiny"
     assert json.loads((folder / "throughput.json").read_text())["checks"] == checks
     assert f"cost **{checks['cost']:.1%}**" in (folder / "report.md").read_text()
+
+
+def test_window_rows_report_the_peak_resident_memory_growth():
+    import sys
+
+    import torch
+
+    from benchmarks.throughput import RSSPeak, _memory_markdown, _window_run
+
+    with RSSPeak() as rss:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        del block
+    if not sys.platform.startswith("linux"):
+        assert rss.growth is None
+        return
+    assert rss.growth >= 32 * 2**20
+    row = _window_run("linear", 8, "umbra/MaskedCartPole-v0",
+                      {"num_envs": 8, "device": "cpu"}, 512, log=lambda line: None)
+    assert row["rss_peak_growth_bytes"] >= 0 and row["cuda_peak_bytes"] is None
+    memory = {"env_id": "umbra/MaskedCartPole-v0", "umbra": {}, "ratios": {}, "windows": [row],
+              "sb3": {"median": {"sps": 1.0, "threshold_steps": None, "threshold_time_s": None,
+                                 "reached": "0/1"}, "settings": {"max_steps": 10}}}
+    text = "\n".join(_memory_markdown(memory))
+    assert "peak RSS growth" in text and " MiB |" in text
