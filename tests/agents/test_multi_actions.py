@@ -210,8 +210,13 @@ def test_thompson_policy_works_with_a_multi_discrete_head(assert_ratio_is_one):
     env = envs.make(f"{__name__}:MatchSymbols", num_envs=4)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, hidden_size=16,
                          thompson_policy=True)
-    assert policy.thompson is not None
-    assert_ratio_is_one(policy, _collect(policy, env, 8))
+    assert policy.thompson is policy.actor.linear, "the multi-discrete head's last layer"
+    buf = _collect(policy, env, 16)  # two 8-step episodes per copy
+    noise = buf.inputs["policy_noise"]
+    assert (noise[1:8] == noise[0]).all() and (noise[9:] == noise[8]).all(), "one per episode"
+    assert (noise[8] != noise[7]).any(-1).all(), "a new sample when an episode starts"
+    assert (noise[0, 1:] != noise[0, :1]).any(-1).all(), "each copy its own sample"
+    assert_ratio_is_one(policy, buf)
 
 
 def _mean_return(env_id, steps, core="mlp", seed=0, **env_kwargs):

@@ -152,16 +152,9 @@ def test_a_gnn_agent_learns_to_name_the_hub_only_with_the_node_head():
     assert without <= 0.3, f"GCN without node head: {without:.2f} (chance 0.16)"
 
 
-def _has_set_flag():
-    from benchmarks.run import build_parser
-
-    return any("--set" in action.option_strings for action in build_parser()._actions)
-
-
 @pytest.mark.parametrize("setting", [
     ["--env-kwargs", '{"graph_padding": {"max_nodes": 8}}'],
-    pytest.param(["--set", "encoder_kwargs.node_head=true"], marks=pytest.mark.skipif(
-        not _has_set_flag(), reason="benchmarks.run has no --set yet")),
+    ["--set", "encoder_kwargs.node_head=true"],
 ])
 def test_the_command_line_reaches_the_node_head(setting, tmp_path):
     import json

@@ -11,7 +11,7 @@ from benchmarks import runner
 from benchmarks.run import main
 from benchmarks.runner import ERROR_FILE, RESULT_FILE
 
-ray = pytest.importorskip("ray")
+ray = pytest.importorskip("ray", reason="Ray is optional and third-party (the extra .[ray])")
 
 CRASHING = "tests.benchmarks.crashing_env:CrashingEnv"
 

@@ -1,7 +1,5 @@
 """Third-party Gymnasium envs with gymnasium.spaces.Graph observations, padded by the adapter."""
 
-import inspect
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -134,10 +132,6 @@ def test_make_pads_with_defaults_one_hot_discrete_nodes_and_keeps_other_dict_ent
     assert "LargestDegree" in repr(batched)
 
 
-@pytest.mark.skipif(
-    "graph_padding" not in inspect.signature(envs.make).parameters,
-    reason="envs.make has no graph_padding option yet (registry patch pending)",
-)
 def test_make_takes_the_padding_sizes():
     batched = envs.make(f"{__name__}:LargestDegree", num_envs=2,
                         graph_padding={"max_nodes": 16, "max_edges": 48})
@@ -192,4 +186,4 @@ def test_umbra_ppo_trains_a_gnn_on_a_third_party_graph_env(dict_obs):
     result = train(config)
     assert isinstance(result.policy.encoder, GraphObsEncoder)
     assert result.metrics["steps"] >= 512
-    assert result.metrics["final_return"] is not None
+    assert result.metrics["episodes"] == 512 // 4, "every 4-step episode of the 4 copies counts"

@@ -656,7 +656,9 @@ def test_make_accepts_a_module_factory_returning_a_parallel_env():
 
 def test_mpe2_simple_spread_through_the_batched_adapter():
     """A PettingZoo-ecosystem env (mpe2's simple_spread_v3) as a batched env, step for step."""
-    simple_spread = pytest.importorskip("mpe2.simple_spread_v3")
+    simple_spread = pytest.importorskip(
+        "mpe2.simple_spread_v3",
+        reason="mpe2 is a third-party package (the test extra installs it)")
     kwargs = {"N": 3, "max_cycles": 10, "continuous_actions": False}
     env = envs.make("mpe2.simple_spread_v3:parallel_env", num_envs=3, **kwargs)
     assert isinstance(env, PettingZooToBatched) and env.num_agents == 3
