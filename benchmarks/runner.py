@@ -297,7 +297,7 @@ def _with_agent_file(trial: Trial, flat: dict[str, Any],
         if head in _TRIAL_IDENTITY:
             raise ValueError(f"{agent_file.path}: config sets {head}, which names the trial "
                              f"and its folder; set it with {_TRIAL_IDENTITY[head]}")
-        if agent_file.agent in AGENTS:
+        if agent_file.agent in AGENTS and not is_graph_task(trial.env_id):
             _check_field(head, [f.name for f in dataclasses.fields(PPOConfig)], "PPOConfig",
                          f"in {agent_file.path}")
     whole = set(trial.config) | set(flat)
@@ -820,7 +820,7 @@ def train_learning_task(
     (logdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n",
                                         encoding="utf-8")
     with SummaryWriter(str(logdir)) as writer:
-        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
             for key, tag in LEARNING_TAGS.items():
                 if metrics.get(key) is not None and math.isfinite(metrics[key]):
                     writer.add_scalar(tag, metrics[key], epoch)
@@ -829,7 +829,7 @@ def train_learning_task(
             if on_epoch is not None:
                 on_epoch(epoch, dict(metrics))
 
-        out = train_task(config, callback=on_epoch)
+        out = train_task(config, callback=log_epoch)
         for key in ("accuracy", "nll", "ece", "brier"):
             writer.add_scalar(f"eval/final_{key}", out[key], config.epochs)
     tmp = logdir / (PREDICTIONS_FILE + ".tmp.npz")

@@ -440,8 +440,8 @@ def _check_study_folder(spec: StudySpec, resume: bool, logdir: str | Path, study
     if record.is_file():
         old = json.loads(record.read_text(encoding="utf-8"))
         new = spec.identity()
-        diffs = [f"{key}: {_short(old.get(key))} there, {_short(new[key])} now"
-                 for key in IDENTITY if old.get(key) != new[key]]
+        diffs = [_difference(key, old.get(key), new[key]) for key in IDENTITY
+                 if old.get(key) != new[key]]
         if diffs:
             raise TuneError(f"{study_dir} holds a study made by another command "
                             f"({'; '.join(diffs)}): choose another --logdir or --study NAME, or "
@@ -819,7 +819,8 @@ def _run_ray(spec: StudySpec, deadline: float | None, address: str | None,
              show_progress: bool, log: Callable[[str], None]) -> None:
     """The study on Ray Tune: ``OptunaSearch`` on the study's storage and sampler, a scheduler
     for the pruner, one trial per Ray actor."""
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # runs log themselves
+    # Ray's own TensorBoard logger would add a run per trial to the study's TensorBoard
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
     from ray import tune
@@ -854,7 +855,10 @@ def _run_ray(spec: StudySpec, deadline: float | None, address: str | None,
     searcher = Search(space=_RaySpace(spec), metric="objective", mode=mode,
                       sampler=make_sampler(spec, seed=len(study.get_trials(deepcopy=False))),
                       study_name=STUDY_NAME, storage=storage(spec))
-    grid, total = spec.grid_step, spec.steps * spec.seeds_per_trial
+    # max_t one past the last intermediate position: the scheduler never stops a trial that
+    # reached its budget before it wrote its result
+    grid, total = spec.grid_step, spec.steps * spec.seeds_per_trial + 1
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
     scheduler = {
@@ -866,6 +870,16 @@ def _run_ray(spec: StudySpec, deadline: float | None, address: str | None,
         "hyperband": lambda: ASHAScheduler(time_attr="position", max_t=total,
                                            grace_period=grid, reduction_factor=3, brackets=3),
     }[spec.pruner]()
+    bar = _Bar(spec, study, show_progress)
+
+    class Progress(tune.Callback):
+        """The bar over finished trials, in the driver."""
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            bar.update(study)
+
+        on_trial_error = on_trial_complete
+
     resources = {"cpu": 1, "gpu": 1 if spec.device == "cuda" else 0}
     trainable = tune.with_resources(tune.with_parameters(_ray_trainable, spec=spec), resources)
     time_budget = None if deadline is None else max(1.0, deadline - time.time())
@@ -876,11 +890,14 @@ def _run_ray(spec: StudySpec, deadline: float | None, address: str | None,
                                     max_concurrent_trials=spec.workers,
                                     metric="objective", mode=mode),
         run_config=tune.RunConfig(name="ray", storage_path=str(Path(spec.study_dir)),
-                                  verbose=1 if show_progress else 0),
+                                  verbose=0, callbacks=[JsonLoggerCallback(),
+                                                        CSVLoggerCallback(), Progress()]),
     )
     try:
         tuner.fit()
+        bar.update(study)
     finally:
+        bar.close()
         if started:
             ray.shutdown()
 
@@ -907,7 +924,7 @@ def _ray_trainable(config: dict[str, Any], spec: StudySpec) -> None:
     value, scores = run_seeds(spec, config["umbra_values"], config["umbra_number"],
                               config["umbra_resume"], report)
     tune.report({"objective": value, "position": spec.steps * spec.seeds_per_trial + 1,
-                 "finished": True, "scores": scores})
+                 "finished": True})
 
 
 # ---------------------------------------------------------------------------------- outputs
@@ -1244,6 +1261,17 @@ def _seeds_text(seeds: Sequence[int]) -> str:
 
 def _name(thing: Any) -> str:
     return thing if isinstance(thing, str) else type(thing).__name__
+
+
+def _difference(key: str, old: Any, new: Any) -> str:
+    """One difference between a recorded study and the command: the parameters that differ
+    for the space and ``--set``, the values otherwise."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+        each = "; ".join(f"{k}: {_short(old.get(k))} there, {_short(new.get(k))} now"
+                         for k in keys[:3])
+        return f"{key} differs in {', '.join(keys)} ({each})"
+    return f"{key}: {_short(old)} there, {_short(new)} now"
 
 
 def _short(value: Any) -> str:

@@ -363,10 +363,10 @@ def check_keys(space: Space, config: Any, source: str) -> None:
     from graphs.encoders import GraphEncoder
 
     names = list(type(config).__dataclass_fields__)
-    owner = type(config).__name__
+    what = f"a {type(config).__name__} field"
     if isinstance(config, SB3Config):
         names += _constructor_args(config.agent)
-        owner = f"SB3Config or {config.agent}'s arguments"
+        what = f"an SB3Config field or an argument of {config.agent}'s algorithm"
     entries: dict[str, list[str]] = {}
     if hasattr(config, "core") and config.core in CORES:
         entries["core_kwargs"] = _arguments(CORES[config.core], skip=("input_size",
@@ -377,7 +377,7 @@ def check_keys(space: Space, config: Any, source: str) -> None:
     for name in space.params:
         head, _, rest = name.partition(".")
         if head not in names:
-            _unknown(name, head, names, f"a {owner} key", source)
+            _unknown(name, head, names, what, source)
         if rest and head in entries and "." not in rest and rest not in entries[head]:
             _unknown(name, rest, entries[head], f"an entry of {head}", source)
 
