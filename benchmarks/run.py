@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     oneoff.add_argument("--env", metavar="ID",
                         help="native id (umbra/CartPole-v0), Gymnasium id, package.module:Class "
                         "or a graph-learning task (graphs/SBM; see --list)")
-    oneoff.add_argument("--agent", help="agent name (default: ppo): an Umbra preset or a "
-                        "baseline, sb3-ppo, sb3-recurrent-ppo or sb3-maskable-ppo")
+    oneoff.add_argument("--agent", help="agent name (default: ppo): an Umbra preset, a "
+                        "baseline, sb3-ppo, sb3-recurrent-ppo or sb3-maskable-ppo, or an agent "
+                        "file such as the best.toml of python -m benchmarks.tune")
     oneoff.add_argument("--steps", type=int, metavar="N",
                         help="environment steps per trial (default: the agent preset's); "
                         "epochs for a graph-learning task")
