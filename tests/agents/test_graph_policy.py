@@ -123,7 +123,9 @@ def _mean_return(agent, steps, seed, **overrides):
     return sum(returns) / len(returns)
 
 
+@pytest.mark.slow
 def test_gnn_node_policy_beats_an_mlp_over_the_flattened_padding_on_vertex_cover():
+    # (test_node_actions.py's hub task is the default run's guard of the node head's learning.)
     # Graphs of 4 to 8 nodes; over 4,000 episodes the greedy heuristic (most uncovered edges)
     # returns -3.27 and uniformly random valid choices -4.49. Measured at 30k steps, seeds 0-3:
     # GCN + node head -3.33, -3.35, -3.31, -3.35; flat MLP -4.48, -4.29, -4.32, -4.25.
