@@ -539,10 +539,11 @@ def requeue_interrupted(spec: StudySpec) -> list[int]:
     """Fail the trials left running by a dead process and queue each again with its parameters
     and folder (``resumes``); return their numbers. Only call it while holding the study lock
     (no live process runs this study)."""
+    import optuna
     from optuna.trial import TrialState
 
-    study = load(spec)
-    store = study._storage  # the one storage object this study was loaded with
+    store = storage(spec)
+    study = optuna.load_study(study_name=STUDY_NAME, storage=store)
     study_id = store.get_study_id_from_name(STUDY_NAME)
     numbers = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -715,6 +716,10 @@ def _objective(spec: StudySpec) -> Callable[[Any], float]:
             value, scores = run_seeds(spec, values, number, resume, report)
         except TrialFailed as err:
             trial.set_user_attr("error", str(err))
+            raise
+        except KeyboardInterrupt:  # Optuna fails the trial: queue it again for --resume
+            trial.set_user_attr("interrupted", True)
+            trial.study.enqueue_trial(trial.params, user_attrs={"resumes": number})
             raise
         trial.set_user_attr("scores", scores)
         return value
