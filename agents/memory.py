@@ -380,7 +380,7 @@ class TransformerCore(MemoryCore):
 
         last_ids = ids[-1]  # the episode each copy is in after the chunk
         new_valid = (key_ok & (key_ids == last_ids[None]))[-window:].to(valid.dtype)
-        return self.final_norm(h), (torch.stack(new_memory, dim=2), new_valid)
+        return self.final_norm(h), (_stack(new_memory, 2), new_valid)
 
     def _attend_one_step(self, layer: int, block: _Block, q: torch.Tensor, keys_in: torch.Tensor,
                          mask: torch.Tensor) -> torch.Tensor:
@@ -478,15 +478,27 @@ class LinearAttentionCore(MemoryCore):
             k = nn.functional.elu(split(k)) + 1
             v = split(v)
             s0, z0 = big_s[layer], big_z[layer]  # [B, heads, d, d], [B, heads, d]
-            scores = (q @ k.transpose(-1, -2)) * same[:, None].to(x.dtype)  # [B, heads, T, T]
-            numerator = scores @ v + keeps_state * (q @ s0)
-            denominator = scores.sum(-1, keepdim=True) + keeps_state * (q @ z0[..., None])
-            attended = numerator / (denominator + 1e-6)
-            new_s.append(carry_to_end * s0 + (k * last_episode).transpose(-1, -2) @ v)
-            new_z.append(carry_to_end[..., 0] * z0 + (k * last_episode).sum(2))
+            if length == 1:  # the rollout: the recurrent form, S_t = S_{t-1} + k_t v_t^T first
+                s_t = torch.addcmul(carry_to_end * s0, k[:, :, 0, :, None], v[:, :, 0, None, :])
+                z_t = carry_to_end[..., 0] * z0 + k[:, :, 0]
+                attended = (q @ s_t) / (q @ z_t[..., None] + 1e-6)
+                new_s.append(s_t)
+                new_z.append(z_t)
+            else:
+                scores = (q @ k.transpose(-1, -2)) * same[:, None].to(x.dtype)  # [B, heads, T, T]
+                numerator = scores @ v + keeps_state * (q @ s0)
+                denominator = scores.sum(-1, keepdim=True) + keeps_state * (q @ z0[..., None])
+                attended = numerator / (denominator + 1e-6)
+                new_s.append(carry_to_end * s0 + (k * last_episode).transpose(-1, -2) @ v)
+                new_z.append(carry_to_end[..., 0] * z0 + (k * last_episode).sum(2))
             mixed = self.out[layer](attended.permute(2, 0, 1, 3).reshape(length, batch, -1))
             h = block.combine(h, mixed)
-        return self.final_norm(h), (torch.stack(new_s), torch.stack(new_z))
+        return self.final_norm(h), (_stack(new_s, 0), _stack(new_z, 0))
+
+
+def _stack(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """``torch.stack``, without the copy for a single tensor (one layer: every rollout step)."""
+    return tensors[0].unsqueeze(dim) if len(tensors) == 1 else torch.stack(tensors, dim)
 
 
 def _activation(name: str) -> nn.Module:
