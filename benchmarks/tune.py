@@ -543,7 +543,8 @@ def requeue_interrupted(spec: StudySpec) -> list[int]:
     from optuna.trial import TrialState
 
     store = storage(spec)
-    study = optuna.load_study(study_name=STUDY_NAME, storage=store)
+    study = optuna.create_study(study_name=STUDY_NAME, storage=store,
+                                direction=spec.direction, load_if_exists=True)
     study_id = store.get_study_id_from_name(STUDY_NAME)
     numbers = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
