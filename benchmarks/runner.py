@@ -602,10 +602,10 @@ def _train_trial(
             metrics = train_learning_task(config, logdir, progress=progress, on_epoch=on_update)
         else:
             trainer = train if isinstance(config, PPOConfig) else train_sb3
-            episodes = None if on_update is None else (
-                lambda step, returns: on_update(step, {"episode_returns": list(returns)}))
+            hooks = {} if on_update is None else {"episodes": (
+                lambda step, returns: on_update(step, {"episode_returns": list(returns)}))}
             trained = trainer(config, logdir=logdir, resume=interrupted, progress=progress,
-                              episodes=episodes)
+                              **hooks)
             metrics = {**trained.metrics, "score": trained.metrics.get("final_return"),
                        "metric": RETURN_METRIC}
     except (KeyboardInterrupt, TrialStopped):
