@@ -61,3 +61,5 @@ register("umbra/PrivateSum-v0", "envs.multiagent.private_info:PrivateSum")
 # Graph tasks: padded graph observations with action masks over the nodes.
 register("umbra/GraphNavigation-v0", "envs.graph.navigation:GraphNavigation")
 register("umbra/MinVertexCover-v0", "envs.graph.cover:MinVertexCover")
+
+import envs.popgym  # noqa: E402,F401  registers the popgym/ ids
