@@ -24,5 +24,13 @@ __all__: list[str] = []
 # ---- boards and bandits: Battleship, Concentration, MineSweeper, MultiarmedBandit
 
 # ---- labyrinths: LabyrinthEscape, LabyrinthExplore
+_ESCAPE = "envs.popgym.labyrinth_escape:LabyrinthEscape"
+_EXPLORE = "envs.popgym.labyrinth_explore:LabyrinthExplore"
+register("popgym/LabyrinthEscapeEasy-v0", _ESCAPE, maze_dims=(10, 10), episode_length=1024)
+register("popgym/LabyrinthEscapeMedium-v0", _ESCAPE, maze_dims=(14, 14), episode_length=1024)
+register("popgym/LabyrinthEscapeHard-v0", _ESCAPE, maze_dims=(18, 18), episode_length=1024)
+register("popgym/LabyrinthExploreEasy-v0", _EXPLORE, maze_dims=(10, 10), episode_length=1024)
+register("popgym/LabyrinthExploreMedium-v0", _EXPLORE, maze_dims=(14, 14), episode_length=1024)
+register("popgym/LabyrinthExploreHard-v0", _EXPLORE, maze_dims=(18, 18), episode_length=1024)
 
 # ---- control: PositionOnly / NoisyPositionOnly / VelocityOnly CartPole, (Noisy)PositionOnlyPendulum
