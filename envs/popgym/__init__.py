@@ -20,6 +20,28 @@ from envs.registry import register
 __all__: list[str] = []
 
 # ---- card games: Autoencode, CountRecall, HigherLower, RepeatFirst, RepeatPrevious
+_CARDS = "envs.popgym."
+register("popgym/AutoencodeEasy-v0", _CARDS + "autoencode:Autoencode", num_decks=1)
+register("popgym/AutoencodeMedium-v0", _CARDS + "autoencode:Autoencode", num_decks=2)
+register("popgym/AutoencodeHard-v0", _CARDS + "autoencode:Autoencode", num_decks=3)
+register("popgym/CountRecallEasy-v0", _CARDS + "count_recall:CountRecall", num_decks=1,
+         deck_type="colors")
+register("popgym/CountRecallMedium-v0", _CARDS + "count_recall:CountRecall", num_decks=2,
+         deck_type="suits")
+register("popgym/CountRecallHard-v0", _CARDS + "count_recall:CountRecall", num_decks=4,
+         deck_type="ranks")
+register("popgym/HigherLowerEasy-v0", _CARDS + "higher_lower:HigherLower", num_decks=1)
+register("popgym/HigherLowerMedium-v0", _CARDS + "higher_lower:HigherLower", num_decks=2)
+register("popgym/HigherLowerHard-v0", _CARDS + "higher_lower:HigherLower", num_decks=3)
+register("popgym/RepeatFirstEasy-v0", _CARDS + "repeat_first:RepeatFirst", num_decks=1)
+register("popgym/RepeatFirstMedium-v0", _CARDS + "repeat_first:RepeatFirst", num_decks=8)
+register("popgym/RepeatFirstHard-v0", _CARDS + "repeat_first:RepeatFirst", num_decks=16)
+register("popgym/RepeatPreviousEasy-v0", _CARDS + "repeat_previous:RepeatPrevious", num_decks=1,
+         k=4)
+register("popgym/RepeatPreviousMedium-v0", _CARDS + "repeat_previous:RepeatPrevious",
+         num_decks=2, k=32)
+register("popgym/RepeatPreviousHard-v0", _CARDS + "repeat_previous:RepeatPrevious", num_decks=3,
+         k=64)
 
 # ---- boards and bandits: Battleship, Concentration, MineSweeper, MultiarmedBandit
 
