@@ -44,6 +44,22 @@ register("popgym/RepeatPreviousHard-v0", _CARDS + "repeat_previous:RepeatPreviou
          k=64)
 
 # ---- boards and bandits: Battleship, Concentration, MineSweeper, MultiarmedBandit
+_BATTLESHIP = "envs.popgym.battleship:Battleship"
+_CONCENTRATION = "envs.popgym.concentration:Concentration"
+_MINESWEEPER = "envs.popgym.minesweeper:MineSweeper"
+_BANDIT = "envs.popgym.multiarmed_bandit:MultiarmedBandit"
+register("popgym/BattleshipEasy-v0", _BATTLESHIP, board_size=8, ship_sizes=(2, 3, 3, 4))
+register("popgym/BattleshipMedium-v0", _BATTLESHIP, board_size=10, ship_sizes=(2, 3, 3, 4))
+register("popgym/BattleshipHard-v0", _BATTLESHIP, board_size=12, ship_sizes=(2, 3, 3, 4))
+register("popgym/ConcentrationEasy-v0", _CONCENTRATION, num_decks=1, deck_type="colors")
+register("popgym/ConcentrationMedium-v0", _CONCENTRATION, num_decks=2, deck_type="colors")
+register("popgym/ConcentrationHard-v0", _CONCENTRATION, num_decks=1, deck_type="ranks")
+register("popgym/MineSweeperEasy-v0", _MINESWEEPER, rows=4, columns=4, num_mines=2)
+register("popgym/MineSweeperMedium-v0", _MINESWEEPER, rows=6, columns=6, num_mines=6)
+register("popgym/MineSweeperHard-v0", _MINESWEEPER, rows=8, columns=8, num_mines=10)
+register("popgym/MultiarmedBanditEasy-v0", _BANDIT, num_bandits=10, episode_length=200)
+register("popgym/MultiarmedBanditMedium-v0", _BANDIT, num_bandits=20, episode_length=400)
+register("popgym/MultiarmedBanditHard-v0", _BANDIT, num_bandits=30, episode_length=600)
 
 # ---- labyrinths: LabyrinthEscape, LabyrinthExplore
 _ESCAPE = "envs.popgym.labyrinth_escape:LabyrinthEscape"
