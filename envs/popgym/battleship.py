@@ -67,6 +67,8 @@ class Battleship(BatchedEnv):
     """
 
     description = "Battleship on a hidden board, observing only hit/miss (POPGym Battleship)."
+    #: The popgym class mirrored (see envs.popgym.package_class).
+    popgym_class = "popgym.envs.battleship:Battleship"
 
     def __init__(
         self,

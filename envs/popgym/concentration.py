@@ -1,0 +1,171 @@
+"""POPGym's Concentration: turn cards of a face-down deck two at a time and remember them."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from envs.core import BatchedEnv, check_int
+
+#: What each card of a 52-card deck shows, by card id (popgym.core.deck.Deck's ``colors_idx``
+#: and ``ranks_idx``): the colour alternates, the rank changes every four cards.
+DECK_SIZE = 52
+_FACES = {
+    "colors": lambda card: card % 2,
+    "ranks": lambda card: (card % DECK_SIZE) // 4,
+}
+
+
+class Concentration(BatchedEnv):
+    """Concentration (the memory card game): find the pairs of a shuffled face-down deck.
+
+    Mirrors ``popgym.envs.concentration.Concentration`` (popgym 1.0.7). ``num_decks`` decks of
+    52 cards are shuffled (a permutation: every card exactly once) and laid face down, one card
+    per position. A turn flips two cards, one per step. If they match (same colour, or same rank,
+    by ``deck_type``) they stay face up; otherwise both go face down again after the step that
+    showed them. The agent must remember the faces it has seen to match them later.
+
+    ## Action Space
+    ``Discrete(n)``, ``n = 52 * num_decks``: the position of the card to flip.
+
+    ## Observation Space
+    ``MultiDiscrete([V + 1] * n)`` (int64), with ``V`` the number of faces (2 colours or 13
+    ranks): for each position its face ``0 .. V-1`` if it is face up or was flipped in this turn
+    (including the second card of a turn, shown for that one step), ``V`` if it is face down. All
+    ``V`` at the start of an episode. As in popgym.
+
+    ## Rewards
+    With ``L`` the episode length below: ``+1 / (n // 2)`` for a matching pair (two different
+    positions with the same face, neither face up); ``-2 / L`` for a second card that does not
+    match the first (or is the first again); ``-1 / L`` per card of the turn (1 or 2) when the
+    card flipped is already face up, which also ends the turn; 0 for the first card of a turn.
+    Matching every pair returns 1 minus the penalties.
+
+    ## Starting State
+    Every card face down, in a uniformly shuffled order (``torch.rand(...).argsort()`` over all
+    copies at once; popgym shuffles ``Deck.idx`` with its ``np_random``). ``reset(options={"cards":
+    c})``, with ``c`` an int64 tensor ``[num_envs, n]`` of card ids (popgym's ``deck.idx``: the card
+    at each position), starts every copy from that layout instead (the tests copy popgym's deck
+    with it); automatic resets shuffle afresh.
+
+    ## Episode End
+    Terminated when every card is face up. Truncated after ``L = ceil(2n - n / (2n - 1))`` steps
+    (``max_episode_steps``; 104 for one deck, 208 for two): popgym's estimate of the steps a
+    player with perfect memory needs. Both flags are set when the last pair is found at step
+    ``L``, as popgym returns them.
+
+    ## Arguments
+    ``num_envs``, ``device``, ``debug`` (see :class:`~envs.core.BatchedEnv`) and
+
+    - ``num_decks`` (int >= 1, default 1): decks of 52 cards in play;
+    - ``deck_type`` (``"colors"`` or ``"ranks"``, default ``"ranks"``): which faces match.
+
+    ``popgym/ConcentrationEasy-v0``: one deck, colours; ``Medium``: two decks, colours; ``Hard``:
+    one deck, ranks (popgym's ``ConcentrationEasy``, ``ConcentrationMedium``,
+    ``ConcentrationHard``).
+
+    ## Version History
+    - v0: first version (popgym 1.0.7).
+    """
+
+    description = "Find the pairs of a face-down shuffled deck (POPGym Concentration)."
+    #: The popgym class mirrored (see envs.popgym.package_class).
+    popgym_class = "popgym.envs.concentration:Concentration"
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        device: str | torch.device = "cpu",
+        debug: bool = False,
+        num_decks: int = 1,
+        deck_type: str = "ranks",
+    ):
+        self.num_decks = check_int("num_decks", num_decks, 1)
+        if deck_type not in _FACES:
+            raise ValueError(f"deck_type must be 'colors' or 'ranks', got {deck_type!r}")
+        self.deck_type = deck_type
+        n = self.num_cards = DECK_SIZE * self.num_decks
+        self.episode_length = math.ceil(2 * n - (n / (2 * n - 1)))
+        self.max_episode_steps = self.episode_length
+        self.success_reward = 1.0 / (n // 2)
+        self.failure_reward = -1.0 / self.episode_length
+        self.num_faces = 2 if deck_type == "colors" else 13
+        self.single_observation_space = gym.spaces.MultiDiscrete(
+            np.full(n, self.num_faces + 1, dtype=np.int64)
+        )
+        self.single_action_space = gym.spaces.Discrete(n)
+        super().__init__(num_envs, device, debug)
+        #: The face of every card id, ``[n]`` int64.
+        self.faces = _FACES[deck_type](torch.arange(n, device=self.device))
+        #: The card id at every position, ``[num_envs, n]`` int64 (popgym's ``deck.idx``).
+        self.cards = torch.zeros(self.num_envs, n, dtype=torch.int64, device=self.device)
+        #: The face at every position, ``faces[cards]``.
+        self.values = torch.zeros_like(self.cards)
+        #: Positions matched so far, ``[num_envs, n]`` bool.
+        self.face_up = torch.zeros(self.num_envs, n, dtype=torch.bool, device=self.device)
+        #: Positions whose face the observation shows.
+        self.shown = torch.zeros_like(self.face_up)
+        #: The position flipped first in the current turn, -1 between turns, ``[num_envs]``.
+        self.first = torch.full((self.num_envs,), -1, dtype=torch.int64, device=self.device)
+        self._positions = torch.arange(n, device=self.device)
+
+    def shuffle(self) -> torch.Tensor:
+        """A fresh uniform permutation of the card ids for every copy, ``[num_envs, n]``."""
+        scores = torch.rand(
+            self.num_envs, self.num_cards, generator=self.generator, device=self.device
+        )
+        return scores.argsort(dim=1)
+
+    def _reset_copies(self, mask: torch.Tensor, options: dict | None = None) -> None:
+        fresh = self.shuffle()
+        if options is not None and "cards" in options:
+            fresh = self._given_cards(options["cards"])
+        self.cards = torch.where(mask[:, None], fresh, self.cards)
+        self.values = self.faces[self.cards]
+        self.face_up = self.face_up & ~mask[:, None]
+        self.shown = self.shown & ~mask[:, None]
+        self.first = torch.where(mask, -1, self.first)
+
+    def _given_cards(self, cards: torch.Tensor) -> torch.Tensor:
+        shape = (self.num_envs, self.num_cards)
+        cards = torch.as_tensor(cards, device=self.device)
+        if tuple(cards.shape) != shape or cards.dtype.is_floating_point:
+            raise ValueError(
+                f"options['cards'] must be integer card ids of shape {shape}, got "
+                f"{cards.dtype} {tuple(cards.shape)}"
+            )
+        if bool(((cards < 0) | (cards >= self.num_cards)).any()):
+            raise ValueError(f"options['cards'] must hold card ids in [0, {self.num_cards})")
+        return cards.to(torch.int64)
+
+    def _advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flipped = actions.to(torch.int64)
+        second = self.first >= 0  # this flip ends a turn
+        first = self.first.clamp(min=0)
+        flipped_hot = self._positions == flipped[:, None]
+        first_hot = (self._positions == first[:, None]) & second[:, None]
+        # What popgym's get_obs shows: face-up cards and the cards of this turn (before any of
+        # them goes face down again).
+        self.shown = self.face_up | flipped_hot | first_hot
+        # The first card of a turn is never face up (a face-up first card ends its turn at once).
+        already_up = self.face_up.gather(1, flipped[:, None])[:, 0]
+        value = self.values.gather(1, flipped[:, None])[:, 0]
+        first_value = self.values.gather(1, first[:, None])[:, 0]
+        match = second & ~already_up & (value == first_value) & (flipped != first)
+        self.face_up = self.face_up | (match[:, None] & (flipped_hot | first_hot))
+        in_turn = 1.0 + second.to(torch.float32)  # cards flipped in this turn
+        mismatch = torch.where(second, 2 * self.failure_reward, 0.0)
+        reward = torch.where(
+            already_up,
+            self.failure_reward * in_turn,
+            torch.where(match, self.success_reward, mismatch),
+        ).to(torch.float32)
+        self.first = torch.where(second | already_up, -1, flipped)
+        terminated = match & self.face_up.all(dim=1)
+        return reward, terminated
+
+    def _observe(self) -> torch.Tensor:
+        return torch.where(self.shown, self.values, self.num_faces)
