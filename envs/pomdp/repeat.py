@@ -114,6 +114,16 @@ class RepeatPrevious(_SymbolStream):
     ``umbra/RepeatPreviousEasy-v0``: 4 symbols, ``k`` = 4, 52 steps; ``Medium``: ``k`` = 32, 104
     steps; ``Hard``: ``k`` = 64, 156 steps (POPGym's one, two and three decks of 52 cards).
 
+    ## Differences from POPGym
+    A lookalike of POPGym's task, not the task: POPGym's is ``popgym/RepeatPreviousEasy-v0`` (and
+    ``Medium``, ``Hard``; :class:`envs.popgym.repeat_previous.RepeatPrevious`). There the suits
+    come from a deck dealt without replacement (13 of each per deck) and are observed as
+    ``Discrete(4)``, not drawn with replacement and one-hot; POPGym's ``k`` counts the card on
+    show as the first (its ``k = 4`` asks for the card shown 3 steps before the current one,
+    here ``k = 4`` for the one 4 steps before); and its episodes are terminated when the deck is
+    empty, after 51, 103 or 155 steps, where these are truncated after 52, 104 or 156. The reward
+    scale is the same (``1 / 48``, ``1 / 72``, ``1 / 92``, 48, 72 or 92 scored steps).
+
     ## Version History
     - v0: first version.
     """
@@ -198,6 +208,15 @@ class RepeatFirst(_SymbolStream):
     ``umbra/RepeatFirstEasy-v0``: 4 symbols, 52 steps; ``Medium``: 104 steps; ``Hard``: 156 steps
     (POPGym's one, two and three decks).
 
+    ## Differences from POPGym
+    A lookalike of POPGym's task, not the task: POPGym's is ``popgym/RepeatFirstEasy-v0`` (and
+    ``Medium``, ``Hard``; :class:`envs.popgym.repeat_first.RepeatFirst`). There the suits come
+    from 1, 8 or 16 decks dealt without replacement and are observed as ``Discrete(4)`` with no
+    first-step flag, not drawn with replacement and one-hot with a flag; its episodes are
+    terminated when the deck is empty, after 51, 415 or 831 steps (rewards of ``1 / 51``,
+    ``1 / 415``, ``1 / 831`` in size), where these are truncated after 52, 104 or 156 steps
+    (``1 / 52``, ``1 / 104``, ``1 / 156``).
+
     ## Version History
     - v0: first version.
     """
@@ -270,6 +289,16 @@ class CountRecall(_SymbolStream):
     ``umbra/CountRecallEasy-v0``: 4 symbols, 32 steps; ``Medium``: 8 symbols, 64 steps; ``Hard``:
     16 symbols, 128 steps; all with ``max_count`` = 8 (each symbol is seen 8 times per episode on
     average).
+
+    ## Differences from POPGym
+    In the spirit of POPGym's task, not the task: POPGym's is ``popgym/CountRecallEasy-v0`` (and
+    ``Medium``, ``Hard``; :class:`envs.popgym.count_recall.CountRecall`). There every step deals
+    two cards from two shoes without replacement, a value card and a query card, observed as
+    ``MultiDiscrete([d, d])`` with ``d`` = 2 colours, 4 suits or 13 ranks; the answer is how
+    many value cards of the queried kind have been dealt (up to 26, 26 or 16, unclipped), not
+    how often the one symbol on show (drawn with replacement, one-hot) was seen before, clipped
+    at 8; and its episodes are terminated when the shoe is empty, after 51, 103 or 207 steps,
+    where these are truncated after 32, 64 or 128.
 
     ## Version History
     - v0: first version.
