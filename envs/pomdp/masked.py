@@ -24,6 +24,13 @@ class MaskedCartPole(CartPole):
     ## Episode End
     The pole leaves +-12 degrees or the cart leaves +-2.4 (terminated); 500 steps (truncated).
 
+    ## Compared with POPGym
+    ``popgym/PositionOnlyCartPole{Easy,Medium,Hard}-v0``
+    (:class:`envs.popgym.position_only_cartpole.PositionOnlyCartPole`, a subclass of this one)
+    show the same observation, but follow popgym: a reward of ``1 / L`` per step rather than +1,
+    and truncation after ``L`` = 200, 400 or 600 steps rather than 500 (an episode returns at
+    most 1 there, 500 here).
+
     ## Version History
     - v0: first version.
     """
@@ -48,6 +55,13 @@ class MaskedPendulum(Pendulum):
 
     ## Episode End
     Truncated after 200 steps; never terminates.
+
+    ## Compared with POPGym
+    ``popgym/PositionOnlyPendulum{Easy,Medium,Hard}-v0``
+    (:class:`envs.popgym.position_only_pendulum.PositionOnlyPendulum`, a subclass of this one)
+    show the same observation, but follow popgym: the reward above mapped onto [-1, 1] and
+    divided by the episode length, ``(r / 8.1368022 + 1) / L``, and truncation after ``L`` =
+    200, 150 or 100 steps (an episode returns within [-1, 1] there, within [-3255, 0] here).
 
     ## Version History
     - v0: first version.

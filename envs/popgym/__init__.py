@@ -13,11 +13,38 @@ One module per family; its ids are registered below with the parameters of popgy
 (``umbra/RepeatPrevious...``, ``umbra/RepeatFirst...``, ``umbra/CountRecall...``,
 ``umbra/MaskedCartPole-v0``, ``umbra/MaskedPendulum-v0``) are different tasks (their
 docstrings say how); the ``popgym/`` ids are POPGym's.
+
+Every class names the popgym class it mirrors in a class attribute, ``popgym_class =
+"popgym.envs.<module>:<Family>"`` (the family's base class, without difficulty). popgym defines
+``<Family>Easy``, ``<Family>Medium`` and ``<Family>Hard`` beside it, so :func:`package_class`
+maps an id ``popgym/<Family><Difficulty>-v0`` to ``"popgym.envs.<module>:<Family><Difficulty>"``
+(``benchmarks.env_speed --popgym`` builds its comparison table from it, and skips, with a note,
+an id whose class lacks the attribute).
 """
 
-from envs.registry import register
+from envs.registry import register, spec
 
-__all__: list[str] = []
+__all__: list[str] = ["package_class"]
+
+DIFFICULTIES = ("Easy", "Medium", "Hard")
+
+
+def package_class(env_id: str) -> str | None:
+    """The popgym class that ``env_id`` (``popgym/<Family><Difficulty>-v0``) mirrors, as
+    ``"module:Class"``; ``None`` when its class has no ``popgym_class`` attribute.
+
+    >>> package_class("popgym/PositionOnlyCartPoleHard-v0")
+    'popgym.envs.position_only_cartpole:PositionOnlyCartPoleHard'
+    """
+    base = getattr(spec(env_id).load(), "popgym_class", None)
+    if base is None:
+        return None
+    name = env_id.split("/", 1)[1].rsplit("-v", 1)[0]
+    difficulty = next((d for d in DIFFICULTIES if name.endswith(d)), None)
+    if difficulty is None:
+        raise ValueError(f"{env_id!r} does not end in one of {DIFFICULTIES} before its version")
+    return base + difficulty
+
 
 # ---- card games: Autoencode, CountRecall, HigherLower, RepeatFirst, RepeatPrevious
 _CARDS = "envs.popgym."
@@ -71,4 +98,24 @@ register("popgym/LabyrinthExploreEasy-v0", _EXPLORE, maze_dims=(10, 10), episode
 register("popgym/LabyrinthExploreMedium-v0", _EXPLORE, maze_dims=(14, 14), episode_length=1024)
 register("popgym/LabyrinthExploreHard-v0", _EXPLORE, maze_dims=(18, 18), episode_length=1024)
 
-# ---- control: PositionOnly / NoisyPositionOnly / VelocityOnly CartPole, (Noisy)PositionOnlyPendulum
+# ---- control: (Noisy)PositionOnly / VelocityOnly CartPole, (Noisy)PositionOnlyPendulum
+_POS_CARTPOLE = "envs.popgym.position_only_cartpole:PositionOnlyCartPole"
+_NOISY_CARTPOLE = "envs.popgym.noisy_position_only_cartpole:NoisyPositionOnlyCartPole"
+_VEL_CARTPOLE = "envs.popgym.velocity_only_cartpole:VelocityOnlyCartPole"
+_POS_PENDULUM = "envs.popgym.position_only_pendulum:PositionOnlyPendulum"
+_NOISY_PENDULUM = "envs.popgym.noisy_position_only_pendulum:NoisyPositionOnlyPendulum"
+register("popgym/PositionOnlyCartPoleEasy-v0", _POS_CARTPOLE, max_episode_length=200)
+register("popgym/PositionOnlyCartPoleMedium-v0", _POS_CARTPOLE, max_episode_length=400)
+register("popgym/PositionOnlyCartPoleHard-v0", _POS_CARTPOLE, max_episode_length=600)
+register("popgym/NoisyPositionOnlyCartPoleEasy-v0", _NOISY_CARTPOLE, noise_sigma=0.1)
+register("popgym/NoisyPositionOnlyCartPoleMedium-v0", _NOISY_CARTPOLE, noise_sigma=0.2)
+register("popgym/NoisyPositionOnlyCartPoleHard-v0", _NOISY_CARTPOLE, noise_sigma=0.3)
+register("popgym/VelocityOnlyCartPoleEasy-v0", _VEL_CARTPOLE, max_episode_length=200)
+register("popgym/VelocityOnlyCartPoleMedium-v0", _VEL_CARTPOLE, max_episode_length=400)
+register("popgym/VelocityOnlyCartPoleHard-v0", _VEL_CARTPOLE, max_episode_length=600)
+register("popgym/PositionOnlyPendulumEasy-v0", _POS_PENDULUM, max_episode_length=200)
+register("popgym/PositionOnlyPendulumMedium-v0", _POS_PENDULUM, max_episode_length=150)
+register("popgym/PositionOnlyPendulumHard-v0", _POS_PENDULUM, max_episode_length=100)
+register("popgym/NoisyPositionOnlyPendulumEasy-v0", _NOISY_PENDULUM, noise_sigma=0.1)
+register("popgym/NoisyPositionOnlyPendulumMedium-v0", _NOISY_PENDULUM, noise_sigma=0.2)
+register("popgym/NoisyPositionOnlyPendulumHard-v0", _NOISY_PENDULUM, noise_sigma=0.3)
