@@ -88,25 +88,30 @@ def hunt_and_kill(
     active = torch.ones(num, dtype=torch.bool, device=device)
     budget = big_h * big_w
     for _ in range(cells - 1):
-        unvisited = on_grid & ~visited[:, neighbour]  # [num, cells, 4]
-        productive = visited & unvisited.any(dim=2)
-        stuck = ~unvisited[copies, current].any(dim=1)
+        # Productive cells: visited, with an unvisited neighbour (shifts of the cell grid).
+        fresh = ~visited.view(num, h, w)
+        beside = torch.zeros_like(fresh)
+        beside[:, 1:] |= fresh[:, :-1]
+        beside[:, :-1] |= fresh[:, 1:]
+        beside[:, :, 1:] |= fresh[:, :, :-1]
+        beside[:, :, :-1] |= fresh[:, :, 1:]
+        productive = visited & beside.view(num, cells)
+        stuck = ~productive[copies, current]
         # Hunt (where stuck): the number of draws until a productive cell is geometric.
+        noise = torch.rand(num, cells + 5, generator=generator, device=device)
         p = productive.sum(dim=1).to(torch.float32) / cells
-        u = 1.0 - torch.rand(num, generator=generator, device=device)  # in (0, 1]
+        u = 1.0 - noise[:, -1]  # in (0, 1]
         draws = torch.floor(torch.log(u) / torch.log1p(-torch.where(p > 0, p, 0.5)))
         draws = draws.clamp(max=budget).to(torch.int64) + 1  # p < 1: never more than h * w
         found = (p > 0) & (hunts + draws <= budget)
         hunting = active & stuck
         active = active & ~(stuck & ~found)
         hunts = torch.where(hunting & found, hunts + draws, hunts)
-        scores = torch.rand(num, cells, generator=generator, device=device)
-        pick = torch.where(productive, scores, -1.0).argmax(dim=1)
+        pick = torch.where(productive, noise[:, :cells], -1.0).argmax(dim=1)
         current = torch.where(hunting & found, pick, current)
         # Walk (every active copy): open a uniformly chosen unvisited neighbour.
-        options = unvisited[copies, current]
-        scores = torch.rand(num, 4, generator=generator, device=device)
-        direction = torch.where(options, scores, -1.0).argmax(dim=1)
+        options = on_grid[current] & ~visited.gather(1, neighbour[current])
+        direction = torch.where(options, noise[:, cells:cells + 4], -1.0).argmax(dim=1)
         following = neighbour[current, direction]
         wall = grid_index[current] + wall_offset[direction]
         opened[copies, wall] |= active
