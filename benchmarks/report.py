@@ -15,7 +15,7 @@ folder:
 
 - ``report.md``: those tables, the plots, every trial, failures, the suite's file, package
   versions and the machine;
-- ``results.csv``: one row per trial;
+- ``results.csv``: one row per trial (with its ``mmer``, below);
 - ``plots/curves_<env>.png``: learning curves (``charts/episode_return`` read from each seed's
   TensorBoard events, IQM across seeds with 95% bands) per environment;
   learning tasks show ``graph/val_accuracy`` per epoch instead;
@@ -25,6 +25,13 @@ folder:
   diagrams of learning tasks; ``plots/uncertainty_<env>.png``: the epistemic std of Bayesian
   value heads on visited and never-seen states (``uncertainty/value_std`` and
   ``uncertainty/value_std_unvisited``), where trials logged them.
+
+RL trials also get POPGym's metric, the MMER (Morad et al., 2023, "POPGym: Benchmarking
+Partially Observable Reinforcement Learning"): the maximum over training of the mean episodic
+return, read from the trial's ``charts/episode_return`` curve, whose points are the mean return
+of the episodes finished in one PPO update (:func:`mmer_of`). ``report.md`` gives it per
+environment and agent (mean with 95% interval across seeds) in its own table, beside the
+published GRU MMER of :data:`POPGYM_PAPER_GRU_MMER` for ``popgym/`` ids.
 
 ``python -m benchmarks.report runs/smoke`` regenerates all of it from the finished trials in a
 suite folder (the ``result.json`` and ``error.json`` files under it, and the ``suite.json`` that
@@ -72,8 +79,8 @@ PLOTS_DIR = "plots"
 PACKAGES = ("umbra", "torch", "numpy", "scipy", "gymnasium", "pettingzoo", "stable-baselines3",
             "sb3-contrib", "tensorboard", "matplotlib", "ray")
 CSV_COLUMNS = ("suite", "env_id", "agent", "seed", "status", "metric", "score", "normalized_score",
-               "final_return", "normalized_return", "accuracy", "nll", "ece", "brier", "steps",
-               "wall_time_s", "sps", "episodes", "threshold_reached", "threshold_steps",
+               "final_return", "normalized_return", "mmer", "accuracy", "nll", "ece", "brier",
+               "steps", "wall_time_s", "sps", "episodes", "threshold_reached", "threshold_steps",
                "threshold_time_s", "resumed", "host", "folder", "error")
 #: Test-set metrics of classification trials, in the calibration table: key -> column title.
 CALIBRATION_METRICS = {"accuracy": "accuracy", "nll": "NLL", "ece": "ECE", "brier": "Brier"}
@@ -82,6 +89,25 @@ UNCERTAINTY_TAGS = {"uncertainty/value_std": "visited states",
                     "uncertainty/value_std_unvisited": "states never seen"}
 #: TensorBoard tag of the learning curves per metric (default: the episode return's).
 CURVE_TAGS = {"test accuracy": ("graph/val_accuracy", "validation accuracy", "epochs")}
+#: The GRU's MMER per ``popgym/`` id as published in the POPGym paper (Morad et al., ICLR 2023,
+#: appendix tables of MMER per model and environment), shown beside the measured MMER. Empty:
+#: the table could not be retrieved when this was written; fill it from the paper (never from
+#: memory) and the report's column fills itself.
+POPGYM_PAPER_GRU_MMER: dict[str, float] = {}
+
+
+def mmer_of(logdir: str | Path) -> float | None:
+    """POPGym's MMER of one trial: the maximum over training of the mean episodic return.
+
+    Each point of the trial's ``charts/episode_return`` curve is the mean return of the
+    episodes finished in one PPO update (POPGym takes the mean per training epoch); the MMER is
+    the largest point. ``None`` when the folder has no such curve (no episode finished, or a
+    learning trial).
+    """
+    from benchmarks import curves
+
+    curve = curves.read_curve(logdir, curves.TAG)
+    return None if curve is None or not len(curve.values) else float(curve.values.max())
 
 
 def score_of(result: dict[str, Any]) -> float | None:
@@ -334,6 +360,8 @@ def markdown_report(
               f"95% confidence intervals ({reps:,} resamples; none with a single seed).", ""]
     lines += _markdown_table(*_columns(rows))
 
+    lines += _mmer_section(outcomes, reps=reps)
+
     aggregates = aggregate(rows, suite.references, reps=reps)
     if aggregates:
         covered = aggregated_envs(rows, suite.references)
@@ -426,6 +454,44 @@ def markdown_report(
     return "\n".join(lines)
 
 
+def mmer_rows(outcomes: Sequence[TrialOutcome], *, reps: int = stats.DEFAULT_REPS,
+              ) -> dict[tuple[str, str], tuple[int, Interval]]:
+    """(env, agent) -> (seeds with an MMER, mean MMER across them with its 95% interval), over
+    the finished RL trials (:func:`mmer_of`)."""
+    table = {}
+    for key, group in _groups(outcomes).items():
+        values = [m for o in group if o.status != "failed" and o.result is not None
+                  and metric_of(o.result) == RETURN_METRIC
+                  and (m := mmer_of(o.logdir)) is not None]
+        if values:
+            table[key] = (len(values), stats.summarize(values, reps=reps)["mean"])
+    return table
+
+
+def _mmer_section(outcomes: Sequence[TrialOutcome], *, reps: int) -> list[str]:
+    """The ``## MMER`` lines of ``report.md``; none without RL curves."""
+    table = mmer_rows(outcomes, reps=reps)
+    if not table:
+        return []
+    popgym = any(env_id.startswith("popgym/") for env_id, _ in table)
+    header = ["env", "agent", "seeds", "MMER mean [95% CI]"]
+    header += ["POPGym paper GRU MMER"] if popgym else []
+    body = []
+    for (env_id, agent), (n, interval) in table.items():
+        paper = POPGYM_PAPER_GRU_MMER.get(env_id)
+        body.append([env_id, agent, str(n), interval.format(3)]
+                    + ([f"{paper:.3f}" if paper is not None else "n/a"] if popgym else []))
+    lines = ["", "## MMER", "",
+             "POPGym's metric (Morad et al., 2023): the maximum over training of the mean "
+             "episodic return, each point of `charts/episode_return` being the mean return of "
+             "the episodes finished in one update; mean across seeds with bootstrap 95% "
+             "intervals."]
+    if popgym:
+        lines[-1] += (" The paper's column is the GRU's published MMER "
+                      "(`benchmarks.report.POPGYM_PAPER_GRU_MMER`; n/a where it holds none).")
+    return lines + [""] + _markdown_table(header, body)
+
+
 def write_report(
     suite_dir: str | Path,
     suite: Suite,
@@ -475,6 +541,8 @@ def write_csv(path: str | Path, suite: str, outcomes: Sequence[TrialOutcome],
                                      else float(stats.normalize(score, **ref))),
                 "normalized_return": (None if ref is None or ret is None
                                       else float(stats.normalize(ret, **ref))),
+                "mmer": (mmer_of(o.logdir) if o.status != "failed" and o.result
+                         and metric_of(r) == RETURN_METRIC else None),
                 "error": _last_line(o.error) if o.status == "failed" else None,
             })
     return path
