@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import gymnasium as gym
 import torch
+import torch.nn.functional as F
 
 from envs.core import BatchedEnv, check_int
 
@@ -38,8 +39,8 @@ class Battleship(BatchedEnv):
     ship placed before it. That is exactly the distribution of popgym's rejection sampler
     (``place_ship``: a uniform start cell, axis and sign, retried until the segment fits, so that
     every fitting segment is drawn from its two ends with equal probability). Here it is drawn
-    without retries for every copy at once: every candidate segment gets a uniform random score,
-    the segments that overlap an earlier ship are masked out, and the highest score wins.
+    without retries for every copy at once: the segments that overlap no earlier ship are found
+    by sliding-window sums over the board, and a uniform index among them picks the ship's place.
     ``reset(options={"board": b})`` with ``b`` a bool tensor ``[num_envs, B, B]`` (True: ship)
     starts every copy from the given board instead (the tests copy popgym's board with it);
     automatic resets draw fresh boards.
@@ -103,14 +104,16 @@ class Battleship(BatchedEnv):
 
     def place_ships(self) -> torch.Tensor:
         """Fresh boards for every copy, ``[num_envs, board_size**2]`` bool (see the manual)."""
+        side = self.board_size
         board = torch.zeros_like(self.board)
         for size in self.ship_sizes:  # a loop over ships; every copy at once
-            cells = self._segments[size]  # [S, size]
-            free = ~board[:, cells].any(dim=2)  # [N, S]: the segment overlaps no earlier ship
-            score = torch.rand(
-                free.shape, generator=self.generator, device=self.device
-            ).masked_fill(~free, -1.0)
-            board = board.scatter(1, cells[score.argmax(dim=1)], True)
+            free = _free_segments(board.view(-1, side, side), size)  # [N, S]
+            # The k-th free segment, k uniform in [0, #free): one uniform number per copy.
+            count = free.sum(dim=1, dtype=torch.int32)  # int32: faster than int64 here
+            u = torch.rand(self.num_envs, generator=self.generator, device=self.device)
+            k = torch.minimum((u * count).to(torch.int32), count - 1)
+            chosen = (free.cumsum(dim=1, dtype=torch.int32) <= k[:, None]).sum(dim=1)
+            board = board.scatter(1, self._segments[size][chosen], True)
         return board
 
     def _reset_copies(self, mask: torch.Tensor, options: dict | None = None) -> None:
@@ -170,6 +173,18 @@ def _check_ship_sizes(ship_sizes: Sequence[int], board_size: int) -> tuple[int, 
             f"sizes plus one each sum to {touched}); use fewer or smaller ships or a larger board"
         )
     return sizes
+
+
+def _free_segments(board: torch.Tensor, size: int) -> torch.Tensor:
+    """Which segments of ``size`` cells (in :func:`_segments`'s order) overlap no ship of
+    ``board`` (``[N, side, side]`` bool): ``[N, S]`` bool, by sliding-window sums."""
+    rows = F.pad(board.cumsum(dim=2, dtype=torch.int32), (1, 0))  # [N, side, side + 1]
+    horizontal = rows[:, :, size:] - rows[:, :, :-size]  # [N, side, side - size + 1]
+    occupied = [horizontal.flatten(1)]
+    if size > 1:
+        columns = F.pad(board.cumsum(dim=1, dtype=torch.int32), (0, 0, 1, 0))  # [N, side + 1, side]
+        occupied.append((columns[:, size:, :] - columns[:, :-size, :]).flatten(1))
+    return torch.cat(occupied, dim=1) == 0
 
 
 def _segments(board_size: int, size: int, device: torch.device) -> torch.Tensor:

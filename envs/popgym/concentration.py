@@ -9,14 +9,10 @@ import numpy as np
 import torch
 
 from envs.core import BatchedEnv, check_int
+from envs.popgym.deck import ATTRIBUTES, DECK_SIZE, Deck, card_table
 
-#: What each card of a 52-card deck shows, by card id (popgym.core.deck.Deck's ``colors_idx``
-#: and ``ranks_idx``): the colour alternates, the rank changes every four cards.
-DECK_SIZE = 52
-_FACES = {
-    "colors": lambda card: card % 2,
-    "ranks": lambda card: (card % DECK_SIZE) // 4,
-}
+#: The faces a Concentration deck can match on (popgym has no "suits": 13 of a suit is odd).
+DECK_TYPES = ("colors", "ranks")
 
 
 class Concentration(BatchedEnv):
@@ -45,11 +41,16 @@ class Concentration(BatchedEnv):
     Matching every pair returns 1 minus the penalties.
 
     ## Starting State
-    Every card face down, in a uniformly shuffled order (``torch.rand(...).argsort()`` over all
-    copies at once; popgym shuffles ``Deck.idx`` with its ``np_random``). ``reset(options={"cards":
-    c})``, with ``c`` an int64 tensor ``[num_envs, n]`` of card ids (popgym's ``deck.idx``: the card
-    at each position), starts every copy from that layout instead (the tests copy popgym's deck
-    with it); automatic resets shuffle afresh.
+    Every card face down, the deck in a uniformly random order. The cards are dealt lazily: the
+    card under a position is drawn, uniformly among the cards not dealt yet, the first time that
+    position is flipped (one Fisher-Yates step of the shared :class:`envs.popgym.deck.Deck`, O(1)
+    per copy and step instead of a full shuffle at every reset). Since a face-down card is never
+    observed, this is the same game as popgym's, which shuffles ``Deck.idx`` with ``np_random``
+    at reset: the faces seen follow the same law. ``cards`` holds the card dealt to each position
+    so far (-1: not dealt yet). ``reset(options={"cards": c})``, with ``c`` an int64 tensor
+    ``[num_envs, n]`` of card ids (popgym's ``deck.idx``: the card at each position), deals every
+    copy that whole layout instead (the tests copy popgym's deck with it); automatic resets deal
+    afresh.
 
     ## Episode End
     Terminated when every card is face up. Truncated after ``L = ceil(2n - n / (2n - 1))`` steps
@@ -84,47 +85,43 @@ class Concentration(BatchedEnv):
         deck_type: str = "ranks",
     ):
         self.num_decks = check_int("num_decks", num_decks, 1)
-        if deck_type not in _FACES:
-            raise ValueError(f"deck_type must be 'colors' or 'ranks', got {deck_type!r}")
+        if deck_type not in DECK_TYPES:
+            raise ValueError(
+                f"deck_type must be one of {DECK_TYPES} (an even count of each face), got "
+                f"{deck_type!r}"
+            )
         self.deck_type = deck_type
         n = self.num_cards = DECK_SIZE * self.num_decks
         self.episode_length = math.ceil(2 * n - (n / (2 * n - 1)))
         self.max_episode_steps = self.episode_length
         self.success_reward = 1.0 / (n // 2)
         self.failure_reward = -1.0 / self.episode_length
-        self.num_faces = 2 if deck_type == "colors" else 13
+        self.num_faces = ATTRIBUTES[deck_type]
         self.single_observation_space = gym.spaces.MultiDiscrete(
             np.full(n, self.num_faces + 1, dtype=np.int64)
         )
         self.single_action_space = gym.spaces.Discrete(n)
         super().__init__(num_envs, device, debug)
-        #: The face of every card id, ``[n]`` int64.
-        self.faces = _FACES[deck_type](torch.arange(n, device=self.device))
-        #: The card id at every position, ``[num_envs, n]`` int64 (popgym's ``deck.idx``).
-        self.cards = torch.zeros(self.num_envs, n, dtype=torch.int64, device=self.device)
-        #: The face at every position, ``faces[cards]``.
-        self.values = torch.zeros_like(self.cards)
+        #: The face of every card id, ``[n]`` int64 (popgym's ``colors_idx`` / ``ranks_idx``).
+        self.faces = card_table(deck_type, n, self.device)
+        #: The cards not dealt yet, one deck per copy.
+        self.deck = Deck(self.num_envs, self.num_decks, self.device)
+        #: The card id dealt to every position, -1 where none is yet, ``[num_envs, n]`` int64.
+        self.cards = torch.full((self.num_envs, n), -1, dtype=torch.int64, device=self.device)
         #: Positions matched so far, ``[num_envs, n]`` bool.
         self.face_up = torch.zeros(self.num_envs, n, dtype=torch.bool, device=self.device)
-        #: Positions whose face the observation shows.
+        #: Positions whose face the observation shows (all of them dealt).
         self.shown = torch.zeros_like(self.face_up)
         #: The position flipped first in the current turn, -1 between turns, ``[num_envs]``.
         self.first = torch.full((self.num_envs,), -1, dtype=torch.int64, device=self.device)
         self._positions = torch.arange(n, device=self.device)
 
-    def shuffle(self) -> torch.Tensor:
-        """A fresh uniform permutation of the card ids for every copy, ``[num_envs, n]``."""
-        scores = torch.rand(
-            self.num_envs, self.num_cards, generator=self.generator, device=self.device
-        )
-        return scores.argsort(dim=1)
-
     def _reset_copies(self, mask: torch.Tensor, options: dict | None = None) -> None:
-        fresh = self.shuffle()
+        self.deck.restart(mask)
+        fresh = torch.full_like(self.cards, -1)
         if options is not None and "cards" in options:
             fresh = self._given_cards(options["cards"])
         self.cards = torch.where(mask[:, None], fresh, self.cards)
-        self.values = self.faces[self.cards]
         self.face_up = self.face_up & ~mask[:, None]
         self.shown = self.shown & ~mask[:, None]
         self.first = torch.where(mask, -1, self.first)
@@ -143,6 +140,11 @@ class Concentration(BatchedEnv):
 
     def _advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         flipped = actions.to(torch.int64)
+        # Deal a card to the position flipped if it has none yet.
+        card = self.cards.gather(1, flipped[:, None])[:, 0]
+        new = card < 0
+        card = torch.where(new, self.deck.deal(self.generator, mask=new), card)
+        self.cards = self.cards.scatter(1, flipped[:, None], card[:, None])
         second = self.first >= 0  # this flip ends a turn
         first = self.first.clamp(min=0)
         flipped_hot = self._positions == flipped[:, None]
@@ -152,8 +154,8 @@ class Concentration(BatchedEnv):
         self.shown = self.face_up | flipped_hot | first_hot
         # The first card of a turn is never face up (a face-up first card ends its turn at once).
         already_up = self.face_up.gather(1, flipped[:, None])[:, 0]
-        value = self.values.gather(1, flipped[:, None])[:, 0]
-        first_value = self.values.gather(1, first[:, None])[:, 0]
+        value = self.faces[card]
+        first_value = self.faces[self.cards.gather(1, first[:, None])[:, 0].clamp(min=0)]
         match = second & ~already_up & (value == first_value) & (flipped != first)
         self.face_up = self.face_up | (match[:, None] & (flipped_hot | first_hot))
         in_turn = 1.0 + second.to(torch.float32)  # cards flipped in this turn
@@ -168,4 +170,5 @@ class Concentration(BatchedEnv):
         return reward, terminated
 
     def _observe(self) -> torch.Tensor:
-        return torch.where(self.shown, self.values, self.num_faces)
+        faces = self.faces[self.cards.clamp(min=0)]  # shown positions are all dealt
+        return torch.where(self.shown, faces, self.num_faces)

@@ -108,21 +108,41 @@ def test_last_pair_at_the_time_limit_sets_both_flags():
 # ---------------------------------------------------------------------------- the deck
 @pytest.mark.parametrize("deck_type", ["colors", "ranks"])
 def test_the_deck_is_dealt_without_replacement(deck_type):
-    """Every face appears exactly n / V times in every copy's layout, and two different positions
-    show the same face with probability (n/V - 1) / (n - 1) (25/51 for colours, 3/51 for ranks),
-    not 1/V as with replacement: measured over the 51 neighbouring pairs of 4,000 decks."""
+    """Flip every position once, in order (4,000 copies): every card id is dealt exactly once, so
+    every face appears exactly n / V times, and two neighbouring positions show the same face
+    with probability (n/V - 1) / (n - 1) (25/51 for colours, 3/51 for ranks), not 1/V as with
+    replacement: measured over the 51 neighbouring pairs of every layout."""
     env = Concentration(num_envs=4_000, deck_type=deck_type)
     env.reset(seed=0)
     n, faces = env.num_cards, env.num_faces
+    for position in range(n):
+        *_, terminated, _, _ = env.step(torch.full((env.num_envs,), position))
+        assert not terminated.any()  # no copy matched all its pairs in a row
+    assert (env.cards.sort(dim=1).values == torch.arange(n)).all()
+    values = env.faces[env.cards]
     counts = torch.zeros(env.num_envs, faces, dtype=torch.int64)
-    counts.scatter_add_(1, env.values, torch.ones_like(env.values))
+    counts.scatter_add_(1, values, torch.ones_like(values))
     assert (counts == n // faces).all()
-    same = (env.values[:, 1:] == env.values[:, :-1]).double()
+    same = (values[:, 1:] == values[:, :-1]).double()
     expected = (n // faces - 1) / (n - 1)
     per_deck = same.mean(dim=1)  # one value per deck: decks are independent
     se = per_deck.std().item() / env.num_envs**0.5
     assert abs(per_deck.mean().item() - expected) <= Z * se
     assert abs(expected - 1 / faces) > 2 * Z * se  # the test tells the two apart
+
+
+def test_cards_are_dealt_when_first_flipped():
+    """A position gets its card at its first flip and keeps it; unflipped positions have none."""
+    env = Concentration(num_envs=64, num_decks=2, deck_type="colors")
+    env.reset(seed=0)
+    assert (env.cards == -1).all()
+    env.step(torch.full((64,), 5))
+    dealt = env.cards[:, 5].clone()
+    assert (dealt >= 0).all() and (env.cards[:, :5] == -1).all()
+    env.step(torch.full((64,), 9))
+    env.step(torch.full((64,), 5))
+    assert torch.equal(env.cards[:, 5], dealt)
+    assert ((env.cards >= 0).sum(dim=1) == 2).all()
 
 
 # ---------------------------------------------------------------------------- policies
@@ -227,7 +247,7 @@ def test_same_seed_same_trajectory():
     def run(seed):
         env = envs.make("popgym/ConcentrationHard-v0", num_envs=8)
         obs, _ = env.reset(seed=seed)
-        trajectory = [env.cards.clone(), obs]
+        trajectory = [obs]
         generator = torch.Generator().manual_seed(5)
         for _ in range(120):
             obs, reward, terminated, truncated, _ = env.step(
@@ -238,7 +258,7 @@ def test_same_seed_same_trajectory():
 
     a, b = run(7), run(7)
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
-    assert not torch.equal(a[0], run(8)[0])
+    assert not torch.equal(a[-1], run(8)[-1])  # the cards dealt differ
 
 
 def test_bad_arguments_fail_at_construction():
