@@ -44,7 +44,8 @@ def _init(layer: nn.Linear, gain: float) -> nn.Linear:
 
 
 class VectorEncoder(nn.Module):
-    """Flatten a Box (or one-hot a Discrete) observation, then ``Linear -> tanh``.
+    """Flatten a Box (or one-hot a Discrete, or concatenate the one-hots of a MultiDiscrete's
+    entries, as SB3's preprocessing does) observation, then ``Linear -> tanh``.
 
     Shapes:
         ``obs`` ``[T, B, *obs_shape]`` -> ``[T, B, hidden_size]``.
@@ -52,16 +53,25 @@ class VectorEncoder(nn.Module):
 
     def __init__(self, observation_space: gym.Space, hidden_size: int):
         super().__init__()
+        self.multi_discrete = isinstance(observation_space, gym.spaces.MultiDiscrete)
         if isinstance(observation_space, gym.spaces.Discrete):
             self.one_hot = int(observation_space.n)
             in_features = self.one_hot
+        elif self.multi_discrete:
+            nvec = observation_space.nvec.reshape(-1).astype(np.int64)
+            self.one_hot = 0
+            in_features = int(nvec.sum())
+            # Where each entry's one-hot starts in the concatenation, minus the entry's start.
+            starts = np.concatenate(([0], np.cumsum(nvec)[:-1]))
+            shift = starts - observation_space.start.reshape(-1).astype(np.int64)
+            self.register_buffer("shift", torch.as_tensor(shift), persistent=False)
         elif isinstance(observation_space, gym.spaces.Box):
             self.one_hot = 0
             in_features = int(np.prod(observation_space.shape))
         else:
             raise TypeError(
-                f"no encoder for observation space {observation_space}: expected a Box or Discrete "
-                "(Dict, grid and graph encoders come with their issues)"
+                f"no encoder for observation space {observation_space}: expected a Box, Discrete "
+                "or MultiDiscrete (Dict, grid and graph encoders come with their issues)"
             )
         self.out_features = hidden_size
         self.net = nn.Sequential(
@@ -71,6 +81,10 @@ class VectorEncoder(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if self.one_hot:
             x = nn.functional.one_hot(obs.long(), self.one_hot).float()
+        elif self.multi_discrete:
+            index = obs.flatten(2).long() + self.shift
+            x = torch.zeros(*index.shape[:2], self.net[0].in_features, device=obs.device)
+            x = x.scatter_(2, index, 1.0)
         else:
             x = obs.flatten(2).float()
         return self.net(x)

@@ -82,3 +82,24 @@ def test_graph_observations_get_a_gnn_and_keep_the_ratio_invariant(assert_ratio_
     valid = buf.obs["action_mask"].reshape(-1, buf.obs["action_mask"].shape[-1])
     assert valid[torch.arange(chosen.numel()), chosen].all(), "only neighbours are chosen"
     assert_ratio_is_one(policy, buf)
+
+
+def test_a_multi_discrete_observation_is_the_concatenation_of_its_one_hots():
+    """MultiDiscrete([3, 2], start=[1, 0]): [2, 1] -> one-hot 1 of 3, then one-hot 1 of 2."""
+    from agents.policies import VectorEncoder
+
+    space = gym.spaces.MultiDiscrete([3, 2], start=[1, 0])
+    encoder = VectorEncoder(space, hidden_size=4)
+    inputs = []
+    encoder.net.register_forward_hook(lambda module, args, out: inputs.append(args[0]))
+    encoder(torch.tensor([[[2, 1], [1, 0]]]))
+    torch.testing.assert_close(inputs[0], torch.tensor([[[0.0, 1, 0, 0, 1], [1, 0, 0, 1, 0]]]))
+
+
+def test_ppo_trains_on_popgym_multi_discrete_observations():
+    """POPGym's card and labyrinth tasks show MultiDiscrete observations: mlp and gru train."""
+    for env_id, agent in [("popgym/CountRecallEasy-v0", "gru"),
+                          ("popgym/LabyrinthEscapeEasy-v0", "mlp")]:
+        config = PPOConfig(env_id=env_id, core=agent, num_envs=4, num_steps=16,
+                           total_steps=128, seed=0)
+        assert train(config).metrics["steps"] == 128
