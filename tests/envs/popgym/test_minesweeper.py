@@ -135,7 +135,7 @@ def test_counts_include_the_cell_itself():
 def test_policies_get_popgyms_returns_and_lengths(level, policy):
     """2,000 batched and 1,000 package episodes: mean return, length and end rates agree within
     4 standard errors. The sweep (row-major) stops at the first mine, so its length is the
-    placement's first mine: a second check of placement."""
+    placement's first mine: a second check of placement, against its closed form too."""
     env = envs.make(f"popgym/MineSweeper{level}-v0", num_envs=2_000)
     rows, columns = env.rows, env.columns
     if policy == "random":
@@ -153,6 +153,10 @@ def test_policies_get_popgyms_returns_and_lengths(level, policy):
     ours = batched_episodes(env, ours_policy, episodes=1)
     theirs = package_episodes(_package(level)(), theirs_policy, 1_000)
     assert_same_episodes(ours, theirs, f"{policy} policy, {level}")
+    if policy == "sweep":  # the first of k uniform distinct cells of c: mean (c + 1) / (k + 1)
+        expected = (rows * columns + 1) / (env.num_mines + 1)
+        se = ours.lengths.std() / len(ours.lengths) ** 0.5
+        assert abs(ours.lengths.mean() - expected) <= Z * se
 
 
 # ---------------------------------------------------------------------------- contract
