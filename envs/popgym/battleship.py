@@ -41,6 +41,10 @@ class Battleship(BatchedEnv):
     every fitting segment is drawn from its two ends with equal probability). Here it is drawn
     without retries for every copy at once: the segments that overlap no earlier ship are found
     by sliding-window sums over the board, and a uniform index among them picks the ship's place.
+    ``reset()`` draws every copy's board; the copies that end inside ``step`` take a spare board
+    drawn in advance, and the spares of all copies are redrawn every ``H`` steps, the shortest
+    possible episode, so that no spare serves twice: every episode still gets a fresh
+    independent board, at the cost of one placement every ``H`` steps instead of every step.
     ``reset(options={"board": b})`` with ``b`` a bool tensor ``[num_envs, B, B]`` (True: ship)
     starts every copy from the given board instead (the tests copy popgym's board with it);
     automatic resets draw fresh boards.
@@ -97,6 +101,10 @@ class Battleship(BatchedEnv):
         self.hits = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
         #: The observation: whether the last shot was a new hit, ``[num_envs]`` int64.
         self.last_obs = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        #: Steps between redraws of the spare boards: the shortest episode (every shot a hit).
+        self.refresh_every = self.needed_hits
+        self._spare = self.board
+        self._partial_resets = 0
         #: For each ship size, the flat cells of every straight segment of that length.
         self._segments = {
             size: _segments(self.board_size, size, self.device) for size in set(self.ship_sizes)
@@ -117,10 +125,18 @@ class Battleship(BatchedEnv):
         return board
 
     def _reset_copies(self, mask: torch.Tensor, options: dict | None = None) -> None:
-        fresh = self.place_ships()
-        if options is not None and "board" in options:
-            fresh = self._given_board(options["board"])
+        if mask is self._all:  # reset(): every copy, from the (re)seeded generator
+            fresh = self.place_ships()
+            if options is not None and "board" in options:
+                fresh = self._given_board(options["board"])
+            self._spare = self.place_ships()
+            self._partial_resets = 0
+        else:  # autoreset inside step: the spare boards
+            fresh = self._spare
+            self._partial_resets += 1
         self.board = torch.where(mask[:, None], fresh, self.board)
+        if self._partial_resets and self._partial_resets % self.refresh_every == 0:
+            self._spare = self.place_ships()
         self.guesses = self.guesses & ~mask[:, None]
         self.hits = torch.where(mask, 0, self.hits)
         self.last_obs = torch.where(mask, 0, self.last_obs)

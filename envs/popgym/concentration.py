@@ -108,8 +108,12 @@ class Concentration(BatchedEnv):
         self.deck = Deck(self.num_envs, self.num_decks, self.device)
         #: The card id dealt to every position, -1 where none is yet, ``[num_envs, n]`` int64.
         self.cards = torch.full((self.num_envs, n), -1, dtype=torch.int64, device=self.device)
+        #: The face of every position's card, -1 where none is dealt yet (``faces[cards]``).
+        self.values = torch.full_like(self.cards, -1)
         #: Positions matched so far, ``[num_envs, n]`` bool.
         self.face_up = torch.zeros(self.num_envs, n, dtype=torch.bool, device=self.device)
+        #: How many positions are face up, ``[num_envs]`` int64.
+        self.matched = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
         #: Positions whose face the observation shows (all of them dealt).
         self.shown = torch.zeros_like(self.face_up)
         #: The position flipped first in the current turn, -1 between turns, ``[num_envs]``.
@@ -118,13 +122,18 @@ class Concentration(BatchedEnv):
 
     def _reset_copies(self, mask: torch.Tensor, options: dict | None = None) -> None:
         self.deck.restart(mask)
-        fresh = torch.full_like(self.cards, -1)
-        if options is not None and "cards" in options:
-            fresh = self._given_cards(options["cards"])
-        self.cards = torch.where(mask[:, None], fresh, self.cards)
-        self.face_up = self.face_up & ~mask[:, None]
-        self.shown = self.shown & ~mask[:, None]
-        self.first = torch.where(mask, -1, self.first)
+        rows = mask[:, None]
+        if options is not None and "cards" in options:  # reset() only: a whole layout
+            cards = torch.where(rows, self._given_cards(options["cards"]), self.cards)
+            self.cards = cards
+            self.values = torch.where(cards >= 0, self.faces[cards.clamp(min=0)], -1)
+        else:  # in place: runs at every step, and copies of [num_envs, n] are what costs
+            self.cards.masked_fill_(rows, -1)
+            self.values.masked_fill_(rows, -1)
+        self.face_up.masked_fill_(rows, False)
+        self.shown.masked_fill_(rows, False)
+        self.first.masked_fill_(mask, -1)
+        self.matched.masked_fill_(mask, 0)
 
     def _given_cards(self, cards: torch.Tensor) -> torch.Tensor:
         shape = (self.num_envs, self.num_cards)
@@ -144,7 +153,9 @@ class Concentration(BatchedEnv):
         card = self.cards.gather(1, flipped[:, None])[:, 0]
         new = card < 0
         card = torch.where(new, self.deck.deal(self.generator, mask=new), card)
-        self.cards = self.cards.scatter(1, flipped[:, None], card[:, None])
+        value = self.faces[card]
+        self.cards.scatter_(1, flipped[:, None], card[:, None])
+        self.values.scatter_(1, flipped[:, None], value[:, None])
         second = self.first >= 0  # this flip ends a turn
         first = self.first.clamp(min=0)
         flipped_hot = self._positions == flipped[:, None]
@@ -154,8 +165,7 @@ class Concentration(BatchedEnv):
         self.shown = self.face_up | flipped_hot | first_hot
         # The first card of a turn is never face up (a face-up first card ends its turn at once).
         already_up = self.face_up.gather(1, flipped[:, None])[:, 0]
-        value = self.faces[card]
-        first_value = self.faces[self.cards.gather(1, first[:, None])[:, 0].clamp(min=0)]
+        first_value = self.values.gather(1, first[:, None])[:, 0]
         match = second & ~already_up & (value == first_value) & (flipped != first)
         self.face_up = self.face_up | (match[:, None] & (flipped_hot | first_hot))
         in_turn = 1.0 + second.to(torch.float32)  # cards flipped in this turn
@@ -166,9 +176,9 @@ class Concentration(BatchedEnv):
             torch.where(match, self.success_reward, mismatch),
         ).to(torch.float32)
         self.first = torch.where(second | already_up, -1, flipped)
-        terminated = match & self.face_up.all(dim=1)
+        self.matched = self.matched + 2 * match.to(torch.int64)
+        terminated = self.matched == self.num_cards
         return reward, terminated
 
     def _observe(self) -> torch.Tensor:
-        faces = self.faces[self.cards.clamp(min=0)]  # shown positions are all dealt
-        return torch.where(self.shown, faces, self.num_faces)
+        return self.values.masked_fill(~self.shown, self.num_faces)  # shown: all dealt

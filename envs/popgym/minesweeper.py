@@ -33,8 +33,8 @@ class MineSweeper(BatchedEnv):
     clicking a mine. popgym's scaling.
 
     ## Starting State
-    ``num_mines`` distinct cells, uniform among all subsets of that size (the lowest
-    ``num_mines`` of uniform random scores per copy; popgym draws them with
+    ``num_mines`` distinct cells, uniform among all subsets of that size (Floyd's algorithm,
+    ``num_mines`` rounds over all copies at once, see :meth:`lay_mines`; popgym draws them with
     ``np_random.choice(..., replace=False)``). ``reset(options={"mines": m})``, with ``m`` a bool
     tensor ``[num_envs, rows, columns]`` (True: mine), starts every copy from that minefield
     instead (the tests copy popgym's with it); automatic resets draw fresh ones.
@@ -98,13 +98,29 @@ class MineSweeper(BatchedEnv):
         self.counts = torch.zeros(self.num_envs, num_cells, dtype=torch.int64, device=self.device)
         #: The observation: the count of the cell clicked last, ``[num_envs]`` int64.
         self.last_obs = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
-        self._block = torch.ones(1, 1, 3, 3, device=self.device)
 
     def lay_mines(self) -> torch.Tensor:
-        """Fresh minefields for every copy, ``[num_envs, rows * columns]`` bool."""
-        scores = torch.rand(self.mines.shape, generator=self.generator, device=self.device)
-        chosen = scores.argsort(dim=1)[:, : self.num_mines]
-        return torch.zeros_like(self.mines).scatter(1, chosen, True)
+        """Fresh minefields for every copy, ``[num_envs, rows * columns]`` bool.
+
+        Robert Floyd's algorithm, one round per mine for every copy at once: for ``j`` from
+        ``cells - num_mines`` to ``cells - 1``, draw ``t`` uniform in ``[0, j]`` and lay a mine at
+        ``t``, or at ``j`` if ``t`` has one already. It gives every set of ``num_mines`` cells the
+        same probability, with ``num_mines`` uniform numbers per copy and no sort.
+        """
+        mines = torch.zeros_like(self.mines)
+        num_cells = mines.shape[1]
+        for j in range(num_cells - self.num_mines, num_cells):
+            u = torch.rand(self.num_envs, generator=self.generator, device=self.device)
+            t = (u * (j + 1)).to(torch.int64).clamp(max=j)[:, None]
+            taken = mines.gather(1, t)
+            mines.scatter_(1, torch.where(taken, j, t), True)
+        return mines
+
+    def _count(self, mines: torch.Tensor) -> torch.Tensor:
+        """Mines in the 3 x 3 block centred on each cell (the cell included), ``[N, cells]``."""
+        grid = F.pad(mines.view(-1, self.rows, self.columns).to(torch.int64), (1, 1, 1, 1))
+        across = grid[:, :, :-2] + grid[:, :, 1:-1] + grid[:, :, 2:]  # [N, rows + 2, columns]
+        return (across[:, :-2] + across[:, 1:-1] + across[:, 2:]).flatten(1)
 
     def step(
         self, actions: torch.Tensor
@@ -118,9 +134,7 @@ class MineSweeper(BatchedEnv):
         if options is not None and "mines" in options:
             fresh = self._given_mines(options["mines"])
         self.mines = torch.where(mask[:, None], fresh, self.mines)
-        grid = self.mines.to(torch.float32).view(self.num_envs, 1, self.rows, self.columns)
-        counts = F.conv2d(grid, self._block, padding=1).round().to(torch.int64)
-        self.counts = counts.view(self.num_envs, -1)
+        self.counts = self._count(self.mines)
         self.viewed = self.viewed & ~mask[:, None]
         self.last_obs = torch.where(mask, 0, self.last_obs)
 

@@ -179,24 +179,43 @@ def _sweep_batched(side: int):
 
 @pytest.mark.parametrize("policy", ["random", "sweep"])
 def test_policies_get_popgyms_returns_and_lengths(policy):
-    """Easy: 2,000 batched and 800 package episodes; mean return, length and end rates agree
+    """Easy: 2,000 batched episodes (400 copies, 5 each: the boards of autoresets too) and 800
+    package episodes; mean return, length and end rates agree
     within 4 standard errors. The sweep (row-major, no repeats) ends at the last ship cell, so
     its length is the placement's largest ship cell: a second check of placement."""
     side = 8
-    env = Battleship(num_envs=2_000, board_size=side)
+    env = Battleship(num_envs=400, board_size=side)  # 5 episodes each: autoresets' boards too
     if policy == "random":
-        ours = batched_episodes(env, _random_batched(side), episodes=1)
+        ours = batched_episodes(env, _random_batched(side), episodes=5)
         rng = np.random.default_rng(1)
         theirs = package_episodes(
             battleship.BattleshipEasy(), lambda p, obs, t: rng.integers(side, size=2), 800
         )
     else:
-        ours = batched_episodes(env, _sweep_batched(side), episodes=1)
+        ours = batched_episodes(env, _sweep_batched(side), episodes=5)
         theirs = package_episodes(
             battleship.BattleshipEasy(), lambda p, obs, t: np.array([t // side, t % side]), 800
         )
         assert ours.terminated.all() and theirs.terminated.all()
     assert_same_episodes(ours, theirs, f"{policy} policy")
+
+
+def test_no_spare_board_serves_twice():
+    """An oracle sinks every ship without a miss, so every episode lasts 12 steps, the shortest
+    possible and the spares' refresh period: over 20 episodes of 64 copies, all 1,344 boards
+    (64 from reset, 1,280 from autoresets) differ."""
+    env = Battleship(num_envs=64, board_size=8)
+    env.reset(seed=0)
+    boards = [env.board.clone()]
+    for _ in range(12 * 20):
+        cell = (env.board & ~env.guesses).to(torch.uint8).argmax(dim=1)
+        _, _, terminated, _, info = env.step(torch.stack((cell // 8, cell % 8), dim=1))
+        if terminated.any():
+            assert terminated.all() and (info["episode_length"] == 12).all()
+            boards.append(env.board.clone())
+    boards = torch.cat(boards)
+    assert len(boards) == 64 * 21
+    assert len(torch.unique(boards, dim=0)) == len(boards)
 
 
 # ---------------------------------------------------------------------------- contract
