@@ -211,12 +211,13 @@ def _perfect_memory_package():
 
 @pytest.mark.parametrize("level", ["Easy", "Hard"])
 def test_perfect_memory_gets_popgyms_returns_and_lengths(level):
-    """1,000 batched and 250 package episodes: mean return, length and end rates agree within 4
-    standard errors (the player always clears the deck within popgym's time limit). The
-    control: the same player on decks drawn with replacement (``options`` cards from
-    ``randint``) ends differently, by more than 4 standard errors."""
-    env = envs.make(f"popgym/Concentration{level}-v0", num_envs=1_000)
-    ours = batched_episodes(env, PerfectMemory(env), episodes=1)
+    """1,000 batched episodes (250 copies, 4 episodes each: decks restarted by autoresets
+    too) and 250 package episodes: mean return, length and end rates agree within 4 standard
+    errors (the player always clears the deck within popgym's time limit). The control: the
+    same player on 250 decks drawn with replacement (``options`` cards from ``randint``) ends
+    differently, by more than 4 standard errors."""
+    env = envs.make(f"popgym/Concentration{level}-v0", num_envs=250)  # 4 episodes each
+    ours = batched_episodes(env, PerfectMemory(env), episodes=4)
     assert ours.terminated.all()
     theirs = package_episodes(_package(level)(), _perfect_memory_package(), 250)
     assert_same_episodes(ours, theirs, f"perfect memory, {level}")

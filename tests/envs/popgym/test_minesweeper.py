@@ -133,10 +133,11 @@ def test_counts_include_the_cell_itself():
 # ---------------------------------------------------------------------------- policies
 @pytest.mark.parametrize(("level", "policy"), [("Easy", "random"), ("Hard", "sweep")])
 def test_policies_get_popgyms_returns_and_lengths(level, policy):
-    """2,000 batched and 1,000 package episodes: mean return, length and end rates agree within
-    4 standard errors. The sweep (row-major) stops at the first mine, so its length is the
-    placement's first mine: a second check of placement, against its closed form too."""
-    env = envs.make(f"popgym/MineSweeper{level}-v0", num_envs=2_000)
+    """2,000 batched episodes (400 copies, 5 episodes each: autoresets' minefields too) and
+    1,000 package episodes: mean return, length and end rates agree within 4 standard errors.
+    The sweep (row-major) stops at the first mine, so its length is the placement's first mine:
+    a second check of placement, against its closed form too."""
+    env = envs.make(f"popgym/MineSweeper{level}-v0", num_envs=400)  # 5 episodes each
     rows, columns = env.rows, env.columns
     if policy == "random":
         generator = torch.Generator().manual_seed(1)
@@ -150,7 +151,7 @@ def test_policies_get_popgyms_returns_and_lengths(level, policy):
     else:
         ours_policy = lambda obs, t: torch.stack((t // columns, t % columns), dim=1)  # noqa: E731
         theirs_policy = lambda p, obs, t: np.array([t // columns, t % columns])  # noqa: E731
-    ours = batched_episodes(env, ours_policy, episodes=1)
+    ours = batched_episodes(env, ours_policy, episodes=5)
     theirs = package_episodes(_package(level)(), theirs_policy, 1_000)
     assert_same_episodes(ours, theirs, f"{policy} policy, {level}")
     if policy == "sweep":  # the first of k uniform distinct cells of c: mean (c + 1) / (k + 1)
