@@ -91,8 +91,9 @@ class VectorEncoder(nn.Module):
 
 
 class DictEncoder(nn.Module):
-    """Concatenate the flattened entries of a Dict observation (``action_mask`` excluded), then
-    ``Linear -> tanh``.
+    """Concatenate the entries of a Dict observation (``action_mask`` excluded), then ``Linear ->
+    tanh``: a Box entry flattened, a Discrete one one-hot, a MultiDiscrete one the concatenated
+    one-hots of its entries (as :class:`VectorEncoder`).
 
     Shapes:
         each entry ``[T, B, *shape]`` -> ``[T, B, hidden_size]``.
@@ -106,13 +107,26 @@ class DictEncoder(nn.Module):
             sub = observation_space[key]
             if isinstance(sub, gym.spaces.Discrete):
                 widths.append(int(sub.n))
+            elif isinstance(sub, gym.spaces.MultiDiscrete):
+                widths.append(int(sub.nvec.sum()))
             elif isinstance(sub, gym.spaces.Box):
                 widths.append(int(np.prod(sub.shape)))
             else:
-                raise TypeError(f"no encoder for Dict entry {key!r}: {sub} (expected Box or "
-                                "Discrete)")
+                raise TypeError(f"no encoder for Dict entry {key!r}: {sub} (expected Box, "
+                                "Discrete or MultiDiscrete)")
         self.one_hot = {k: int(observation_space[k].n) for k in self.keys
                         if isinstance(observation_space[k], gym.spaces.Discrete)}
+        # MultiDiscrete entries: the concatenated one-hots of their entries, as VectorEncoder.
+        self.multi_one_hot: dict[str, tuple[int, str]] = {}
+        for key in self.keys:
+            sub = observation_space[key]
+            if isinstance(sub, gym.spaces.MultiDiscrete):
+                nvec = sub.nvec.reshape(-1).astype(np.int64)
+                shift = np.concatenate(([0], np.cumsum(nvec)[:-1])) - sub.start.reshape(-1)
+                name = f"shift_{len(self.multi_one_hot)}"
+                self.register_buffer(name, torch.as_tensor(shift.astype(np.int64)),
+                                     persistent=False)
+                self.multi_one_hot[key] = (int(nvec.sum()), name)
         self.out_features = hidden_size
         self.net = nn.Sequential(_init(nn.Linear(sum(widths), hidden_size), math.sqrt(2)),
                                  nn.Tanh())
@@ -123,6 +137,11 @@ class DictEncoder(nn.Module):
             value = obs[key]
             if key in self.one_hot:
                 parts.append(nn.functional.one_hot(value.long(), self.one_hot[key]).float())
+            elif key in self.multi_one_hot:
+                width, name = self.multi_one_hot[key]
+                index = value.flatten(2).long() + getattr(self, name)
+                x = torch.zeros(*index.shape[:2], width, device=value.device)
+                parts.append(x.scatter_(2, index, 1.0))
             else:
                 parts.append(value.flatten(2).float())
         return self.net(torch.cat(parts, dim=-1))

@@ -54,6 +54,9 @@ class EnvSpec:
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
+#: Ids in this namespace also take ``previous_action=True``: the environment comes wrapped in
+#: :class:`envs.popgym.previous_action.PreviousAction` (POPGym's baselines' observation).
+POPGYM_NAMESPACE = "popgym/"
 #: Keywords that ``gymnasium.make`` takes itself rather than passing to the environment.
 _GYM_MAKE_KWARGS = ("max_episode_steps", "render_mode", "disable_env_checker")
 
@@ -193,7 +196,10 @@ def make(
         graph_padding: For third-party Gymnasium environments with ``gymnasium.spaces.Graph``
             observations: ``{"max_nodes": ..., "max_edges": ...}``, the sizes they are padded
             to (default 64 and 256; see :class:`envs.interop.gymnasium.GymnasiumToBatched`).
-        **kwargs: Constructor arguments of the environment.
+        **kwargs: Constructor arguments of the environment. A ``popgym/`` id also takes
+            ``previous_action`` (bool, default False): True wraps it in
+            :class:`envs.popgym.previous_action.PreviousAction`, whose observations carry the
+            previous action as POPGym's baselines feed it.
 
     Returns:
         A :class:`~envs.core.BatchedEnv` (third-party environments come wrapped in
@@ -215,9 +221,19 @@ def make(
     if env_id in _REGISTRY:
         native = _REGISTRY[env_id]
         cls = native.load()
+        previous_action = False
+        if env_id.startswith(POPGYM_NAMESPACE) and "previous_action" in kwargs:
+            previous_action = kwargs.pop("previous_action")
+            if not isinstance(previous_action, bool):
+                raise TypeError(f"previous_action must be a bool, got {previous_action!r}")
         check_kwargs(cls, kwargs, env_id)
         _no_padding(env_id, padding)
-        return cls(num_envs=num_envs, device=device, **{**native.kwargs, **kwargs})
+        env = cls(num_envs=num_envs, device=device, **{**native.kwargs, **kwargs})
+        if previous_action:
+            from envs.popgym.previous_action import PreviousAction
+
+            env = PreviousAction(env)
+        return env
     from envs.interop.gymnasium import GymnasiumToBatched
 
     if ":" in env_id:

@@ -20,6 +20,17 @@ Every class names the popgym class it mirrors in a class attribute, ``popgym_cla
 maps an id ``popgym/<Family><Difficulty>-v0`` to ``"popgym.envs.<module>:<Family><Difficulty>"``
 (``benchmarks.env_speed --popgym`` builds its comparison table from it, and skips, with a note,
 an id whose class lacks the attribute).
+
+**Previous action.** POPGym's baselines feed the policy the previous action as well (popgym's
+``PreviousAction`` wrapper). Every ``popgym/`` id takes ``previous_action=True`` in
+``envs.make`` (so ``--env-kwargs '{"previous_action": true}'`` and a suite's trial kwargs reach
+it; ``gymnasium.make`` too): the environment comes wrapped in
+:class:`envs.popgym.previous_action.PreviousAction`, whose observation is the Dict ``{"obs":
+<the observation>, "previous_action": <the action>}``, with popgym's null action (0, or the
+lowest action) at the start of every episode, autoresets included. ``envs.make`` handles the
+keyword for the ``popgym/`` namespace (``envs.registry.POPGYM_NAMESPACE``); the ids and their
+versions are unchanged, and the default (and the popgym suite, unless its trials set
+``previous_action``) is the plain observation.
 """
 
 from envs.registry import register, spec
