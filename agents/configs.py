@@ -51,14 +51,16 @@ class Config:
 
 def check_known_fields(cls: type, keys: Any, where: str = "") -> None:
     """``ValueError`` for the first of ``keys`` that is no field of the dataclass ``cls``,
-    naming the close ones (``where`` says where the key came from, e.g. ``"(--set x=1)"``)."""
+    naming the close ones (or every field when none is close); ``where`` says where the key came
+    from, e.g. ``"(--set x=1)"``."""
     names = [f.name for f in dataclasses.fields(cls)]
     for key in keys:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=3)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            hint = (f"did you mean {', '.join(repr(c) for c in close)}?" if close
+                    else f"known fields: {', '.join(names)}")
             place = f" {where}" if where else ""
-            raise ValueError(f"unknown {cls.__name__} field {key!r}{place}{hint}")
+            raise ValueError(f"unknown {cls.__name__} field {key!r}{place}; {hint}")
 
 
 def check_field_types(config: Any) -> None:

@@ -62,6 +62,7 @@ import torch
 from tqdm.auto import tqdm
 
 import envs
+from agents.configs import check_known_fields
 from agents.policies import FLAT, is_graph_space, wants_node_head
 from agents.ppo import CHECKPOINT, PPOConfig, previous_checkpoint, train
 from agents.presets import AGENTS, agent_config, is_agent_file, read_agent_file
@@ -257,11 +258,9 @@ def build_config(
         hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         raise ValueError(f"unknown agent {trial.agent!r}; {hint}known agents: {', '.join(agents)}")
     if trial.agent in AGENTS:
-        fields = [f.name for f in dataclasses.fields(PPOConfig)]
-        for key in trial.config:
-            _check_field(key, fields, "PPOConfig", "in the trial's config")
+        check_known_fields(PPOConfig, trial.config, "in the trial's config")
         for key in overrides:
-            _check_field(key.split(".")[0], fields, "PPOConfig", f"(--set {key})")
+            check_known_fields(PPOConfig, [key.split(".")[0]], f"(--set {key})")
     settings: dict[str, Any] = {**trial.config, "seed": trial.seed}
     if trial.steps is not None:
         settings["total_steps"] = trial.steps
@@ -298,8 +297,7 @@ def _with_agent_file(trial: Trial, flat: dict[str, Any],
             raise ValueError(f"{agent_file.path}: config sets {head}, which names the trial "
                              f"and its folder; set it with {_TRIAL_IDENTITY[head]}")
         if agent_file.agent in AGENTS and not is_graph_task(trial.env_id):
-            _check_field(head, [f.name for f in dataclasses.fields(PPOConfig)], "PPOConfig",
-                         f"in {agent_file.path}")
+            check_known_fields(PPOConfig, [head], f"in {agent_file.path}")
     whole = set(trial.config) | set(flat)
     file_flat = {k: v for k, v in agent_file.config.items() if "." not in k}
     file_dotted = {k: v for k, v in agent_file.config.items()
@@ -454,14 +452,6 @@ def _ids_of(kind: str) -> list[str]:
     return [env_id for env_id in envs.list_ids() if envs.spec(env_id).kind == kind]
 
 
-def _check_field(key: str, fields: list[str], owner: str, where: str) -> None:
-    if key not in fields:
-        close = difflib.get_close_matches(key, fields, n=3)
-        hint = (f"did you mean {', '.join(repr(c) for c in close)}?" if close
-                else f"known fields: {', '.join(fields)}")
-        raise ValueError(f"unknown {owner} field {key!r} {where}; {hint}")
-
-
 def _space_text(space: gym.Space) -> str:
     """A short description of a space: ``Box of shape (4,)``, ``Dict with x, edge_index``."""
     if isinstance(space, gym.spaces.Box):
@@ -482,7 +472,7 @@ def _set_dotted(config: Any, dotted: dict[str, Any]) -> Any:
             raise ValueError(f"--set {key}: a dotted key needs a name between every two dots")
         if isinstance(config, SB3Config) and path[0] not in fields:
             path = ["hyperparams", *path]  # an argument of the algorithm
-        _check_field(path[0], list(fields), owner, f"(--set {key})")
+        check_known_fields(type(config), [path[0]], f"(--set {key})")
         node = data
         for depth, part in enumerate(path[:-1]):
             if node.get(part) is None:
