@@ -371,17 +371,19 @@ class BatchedEnv:
         """Type, device, shape and dtype of ``actions`` (no synchronisation)."""
         expected_shape = self._expected_action_shape()
         if not isinstance(actions, torch.Tensor):
-            raise TypeError(
-                f"actions must be a torch.Tensor of shape {expected_shape}, got "
-                f"{type(actions).__name__}; the Gymnasium and SB3 adapters accept numpy arrays"
-            )
+            raise TypeError(self._action_type_error(expected_shape, actions))
         if actions.device != self.device:
             raise ValueError(f"actions are on {actions.device}, the environment on {self.device}")
         if tuple(actions.shape) != expected_shape:
-            raise ValueError(
-                f"actions must have shape {expected_shape}, got {tuple(actions.shape)}"
-            )
+            raise ValueError(self._action_shape_error(expected_shape, tuple(actions.shape)))
         self._check_action_dtype(actions)
+
+    def _action_type_error(self, expected_shape: tuple[int, ...], actions: Any) -> str:
+        return (f"actions must be a torch.Tensor of shape {expected_shape}, got "
+                f"{type(actions).__name__}; the Gymnasium and SB3 adapters accept numpy arrays")
+
+    def _action_shape_error(self, expected_shape: tuple[int, ...], got: tuple[int, ...]) -> str:
+        return f"actions must have shape {expected_shape}, got {got}"
 
     def _check_action_dtype(self, actions: torch.Tensor) -> None:
         space = self.single_action_space
@@ -607,25 +609,16 @@ class MultiAgentBatchedEnv(BatchedEnv):
     def _expected_action_shape(self) -> tuple[int, ...]:
         return (self.num_envs, self.num_agents, *self.single_action_space.shape)
 
-    def _check_action_form(self, actions: Any) -> None:
-        """Type, device, shape and dtype of ``actions`` ``[num_envs, num_agents, *action_shape]``
-        (no synchronisation)."""
+    def _action_type_error(self, expected_shape: tuple[int, ...], actions: Any) -> str:
+        shape = ", *action_shape" if self.single_action_space.shape else ""
+        return (f"actions must be a torch.Tensor of shape {expected_shape} (num_envs, num_agents"
+                f"{shape}), got {type(actions).__name__}")
+
+    def _action_shape_error(self, expected_shape: tuple[int, ...], got: tuple[int, ...]) -> str:
         space = self.single_action_space
-        expected_shape = self._expected_action_shape()
-        if not isinstance(actions, torch.Tensor):
-            raise TypeError(
-                f"actions must be a torch.Tensor of shape {expected_shape} (num_envs, num_agents"
-                f"{', *action_shape' if space.shape else ''}), got {type(actions).__name__}"
-            )
-        if actions.device != self.device:
-            raise ValueError(f"actions are on {actions.device}, the environment on {self.device}")
-        if tuple(actions.shape) != expected_shape:
-            raise ValueError(
-                f"actions must have shape {expected_shape}: (num_envs={self.num_envs}, "
+        return (f"actions must have shape {expected_shape}: (num_envs={self.num_envs}, "
                 f"num_agents={self.num_agents}{', *' + str(space.shape) if space.shape else ''})"
-                f" for agents {self.possible_agents}; got {tuple(actions.shape)}"
-            )
-        self._check_action_dtype(actions)
+                f" for agents {self.possible_agents}; got {got}")
 
     def _raise_outside(self, actions: torch.Tensor) -> None:
         """The error for ``actions`` outside the space, naming the agents at fault."""
