@@ -3,6 +3,9 @@
 import pytest
 import torch
 
+from agents.rollout import Carry, Rollout, collect, space_spec
+from envs.core import torch_dtype
+
 
 def _assert_ratio_is_one(policy, buf, num_minibatches=2):
     """Before the first gradient step, the update recomputes exactly the log-probabilities and
@@ -19,3 +22,23 @@ def _assert_ratio_is_one(policy, buf, num_minibatches=2):
 def assert_ratio_is_one():
     """``assert_ratio_is_one(policy, buf, num_minibatches=2)`` over a filled rollout."""
     return _assert_ratio_is_one
+
+
+def _filled_rollout(policy, env, steps, sequence_length=None, group_size=1):
+    """One rollout of ``steps`` steps of ``policy`` on ``env`` after ``reset(seed=0)``."""
+    shape, dtype = space_spec(env.single_observation_space)
+    buf = Rollout(steps, env.num_envs, shape, env.single_action_space.shape, dtype,
+                  torch_dtype(env.single_action_space), env.device, sequence_length,
+                  group_size=group_size)
+    obs, info = env.reset(seed=0)
+    carry = Carry(obs, policy.initial_state(env.num_envs),
+                  torch.ones(env.num_envs, dtype=torch.bool), info.get("critic_obs"))
+    collect(policy, env, buf, carry, 0.99, 0.95)
+    return buf
+
+
+@pytest.fixture
+def filled_rollout():
+    """``filled_rollout(policy, env, steps, sequence_length=None, group_size=1)``: a Rollout
+    filled by one collect after ``env.reset(seed=0)``."""
+    return _filled_rollout

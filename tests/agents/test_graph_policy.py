@@ -11,32 +11,20 @@ from agents.multiagent import AgentBatch
 from agents.policies import ActorCritic, CategoricalHead, DictEncoder, GraphObsEncoder, NodeHead
 from agents.ppo import PPOConfig, train
 from agents.presets import agent_config
-from agents.rollout import Carry, Rollout, collect, evaluate, space_spec
-from envs.core import torch_dtype
+from agents.rollout import evaluate
 
 GRAPH_TASKS = ("umbra/GraphNavigation-v0", "umbra/MinVertexCover-v0")
 
 
-def _rollout(policy, env, steps, sequence_length=None, group_size=1, critic=False):
-    shape, dtype = space_spec(env.single_observation_space)
-    buf = Rollout(steps, env.num_envs, shape, env.single_action_space.shape, dtype,
-                  torch_dtype(env.single_action_space), env.device, sequence_length,
-                  group_size=group_size)
-    obs, info = env.reset(seed=0)
-    carry = Carry(obs, policy.initial_state(env.num_envs),
-                  torch.ones(env.num_envs, dtype=torch.bool), info.get("critic_obs"))
-    collect(policy, env, buf, carry, 0.99, 0.95)
-    return buf
-
-
 @pytest.mark.parametrize("env_id", GRAPH_TASKS)
 @pytest.mark.parametrize("core", ["mlp", "gru"])
-def test_node_head_is_automatic_and_keeps_the_ratio_invariant(env_id, core, assert_ratio_is_one):
+def test_node_head_is_automatic_and_keeps_the_ratio_invariant(env_id, core, filled_rollout,
+                                                              assert_ratio_is_one):
     env = envs.make(env_id, num_envs=6, num_nodes=10)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, core,
                          hidden_size=16, encoder_kwargs={"model": "sage"})
     assert policy.node_head and isinstance(policy.actor, NodeHead)
-    buf = _rollout(policy, env, 16, sequence_length=8 if core == "gru" else None)
+    buf = filled_rollout(policy, env, 16, sequence_length=8 if core == "gru" else None)
     chosen = buf.actions.flatten()
     valid = buf.obs["action_mask"].reshape(chosen.numel(), -1).bool()
     assert valid[torch.arange(chosen.numel()), chosen].all(), "only valid nodes are chosen"
@@ -66,7 +54,7 @@ def test_node_head_scores_each_node_by_its_embedding_and_predict_agrees():
     assert torch.equal(action, logp.argmax(-1)), "predict's mode is evaluate's most likely node"
 
 
-def test_node_head_and_the_gnn_can_be_turned_off(assert_ratio_is_one):
+def test_node_head_and_the_gnn_can_be_turned_off(filled_rollout, assert_ratio_is_one):
     env = envs.make("umbra/MinVertexCover-v0", num_envs=4, num_nodes=8)
     spaces = env.single_observation_space, env.single_action_space
     readout = ActorCritic(*spaces, hidden_size=16, node_head=False)
@@ -75,21 +63,22 @@ def test_node_head_and_the_gnn_can_be_turned_off(assert_ratio_is_one):
     assert isinstance(flat.encoder, DictEncoder) and not flat.node_head
     assert "action_mask" not in flat.encoder.keys, "the MLP must not read the valid moves"
     for policy in (readout, flat):
-        assert_ratio_is_one(policy, _rollout(policy, env, 8))
+        assert_ratio_is_one(policy, filled_rollout(policy, env, 8))
     with pytest.raises(ValueError, match="node_head=True needs"):
         ActorCritic(*spaces, encoder_kwargs={"model": "flat"}, node_head=True)
     with pytest.raises(ValueError, match="flat encoder takes no GNN options"):
         ActorCritic(*spaces, encoder_kwargs={"model": "flat", "num_layers": 3})
 
 
-def test_mappo_with_knn_communication_keeps_the_ratio_invariant(assert_ratio_is_one):
+def test_mappo_with_knn_communication_keeps_the_ratio_invariant(filled_rollout,
+                                                                assert_ratio_is_one):
     env = AgentBatch(envs.make("umbra/CooperativeNavigation-v0", num_envs=4, num_agents=4),
                      centralised_critic=True)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, "gru",
                          hidden_size=16, critic_observation_space=env.critic_observation_space,
                          communication={"num_agents": 4, "graph": "knn", "k": 2,
                                         "position_slice": (0, 2)})
-    buf = _rollout(policy, env, 16, sequence_length=8, group_size=4)
+    buf = filled_rollout(policy, env, 16, sequence_length=8, group_size=4)
     assert_ratio_is_one(policy, buf)
 
 

@@ -10,7 +10,7 @@ from gymnasium import spaces
 import envs
 from agents.policies import ActorCritic, MultiCategoricalHead
 from agents.ppo import PPOConfig, train
-from agents.rollout import Carry, Rollout, collect, evaluate, space_spec
+from agents.rollout import evaluate
 from envs.core import torch_dtype
 
 
@@ -106,16 +106,6 @@ ENVS = {
 }
 
 
-def _collect(policy, env, steps, sequence_length=None):
-    shape, dtype = space_spec(env.single_observation_space)
-    buf = Rollout(steps, env.num_envs, shape, env.single_action_space.shape, dtype,
-                  torch_dtype(env.single_action_space), env.device, sequence_length)
-    obs, _ = env.reset(seed=0)
-    collect(policy, env, buf, Carry(obs, policy.initial_state(env.num_envs),
-                                    torch.ones(env.num_envs, dtype=torch.bool)), 0.99, 0.95)
-    return buf
-
-
 def test_the_adapter_hands_over_multi_actions_in_their_dtypes():
     env = envs.make(f"{__name__}:MatchSymbols", num_envs=3, nvec=[3, 4], start=[1, -1])
     assert env.single_action_space == spaces.MultiDiscrete([3, 4], start=[1, -1])
@@ -135,14 +125,14 @@ def test_the_adapter_hands_over_multi_actions_in_their_dtypes():
 
 @pytest.mark.parametrize("name", sorted(ENVS))
 @pytest.mark.parametrize("core", ["mlp", "gru", "lstm"])
-def test_multi_heads_sample_valid_actions_and_keep_the_ratio_invariant(name, core,
+def test_multi_heads_sample_valid_actions_and_keep_the_ratio_invariant(filled_rollout, name, core,
                                                                      assert_ratio_is_one):
     env_id, kwargs = ENVS[name]
     env = envs.make(env_id, num_envs=6, **kwargs)
     space = env.single_action_space
     policy = ActorCritic(env.single_observation_space, space, core, hidden_size=16)
     assert isinstance(policy.actor, MultiCategoricalHead)
-    buf = _collect(policy, env, 16, sequence_length=None if core == "mlp" else 8)
+    buf = filled_rollout(policy, env, 16, sequence_length=None if core == "mlp" else 8)
     assert buf.actions.dtype == torch_dtype(space) and buf.actions.shape == (16, 6, *space.shape)
     samples = buf.actions.reshape(-1, *space.shape).numpy()
     assert all(space.contains(a.astype(space.dtype)) for a in samples)
@@ -187,12 +177,12 @@ def test_masks_are_per_dimension_concatenated_like_maskable_ppo():
 
 @pytest.mark.parametrize(("env_id", "kwargs"), [(f"{__name__}:MatchSymbols", {"masked": True}),
                                                 (f"{__name__}:CopyBits", {"masked": True})])
-def test_an_untrained_policy_that_obeys_the_mask_is_always_right(env_id, kwargs,
+def test_an_untrained_policy_that_obeys_the_mask_is_always_right(filled_rollout, env_id, kwargs,
                                                                  assert_ratio_is_one):
     env = envs.make(env_id, num_envs=8, **kwargs)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, "gru",
                          hidden_size=16)
-    buf = _collect(policy, env, 16, sequence_length=8)
+    buf = filled_rollout(policy, env, 16, sequence_length=8)
     returns, _ = buf.finished_episodes()
     assert returns == [8.0] * 16, "only the allowed value of each dimension is sampled"
     assert_ratio_is_one(policy, buf)
@@ -206,12 +196,12 @@ def test_a_mask_of_the_wrong_width_is_a_clear_error():
         ActorCritic(obs, spaces.MultiBinary(3))
 
 
-def test_thompson_policy_works_with_a_multi_discrete_head(assert_ratio_is_one):
+def test_thompson_policy_works_with_a_multi_discrete_head(filled_rollout, assert_ratio_is_one):
     env = envs.make(f"{__name__}:MatchSymbols", num_envs=4)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, hidden_size=16,
                          thompson_policy=True)
     assert policy.thompson is policy.actor.linear, "the multi-discrete head's last layer"
-    buf = _collect(policy, env, 16)  # two 8-step episodes per copy
+    buf = filled_rollout(policy, env, 16)  # two 8-step episodes per copy
     noise = buf.inputs["policy_noise"]
     assert (noise[1:8] == noise[0]).all() and (noise[9:] == noise[8]).all(), "one per episode"
     assert (noise[8] != noise[7]).any(-1).all(), "a new sample when an episode starts"

@@ -12,8 +12,7 @@ import envs
 from agents.policies import ActorCritic, CategoricalHead, NodeHead
 from agents.ppo import PPOConfig, train
 from agents.presets import agent_config
-from agents.rollout import Carry, Rollout, collect, evaluate, space_spec
-from envs.core import torch_dtype
+from agents.rollout import evaluate
 
 
 class FindTheHub(gym.Env):
@@ -63,16 +62,6 @@ class FindTheHub(gym.Env):
 HUB = f"{__name__}:FindTheHub"
 
 
-def _rollout(policy, env, steps, sequence_length=None):
-    shape, dtype = space_spec(env.single_observation_space)
-    buf = Rollout(steps, env.num_envs, shape, env.single_action_space.shape, dtype,
-                  torch_dtype(env.single_action_space), env.device, sequence_length)
-    obs, _ = env.reset(seed=0)
-    collect(policy, env, buf, Carry(obs, policy.initial_state(env.num_envs),
-                                    torch.ones(env.num_envs, dtype=torch.bool)), 0.99, 0.95)
-    return buf
-
-
 def test_the_node_head_is_asked_for_below_the_padding_and_automatic_at_it():
     padded64 = envs.make(HUB, num_envs=2)  # the adapter's default: 64 node slots, Discrete(8)
     spaces64 = padded64.single_observation_space, padded64.single_action_space
@@ -90,11 +79,11 @@ def test_the_node_head_is_asked_for_below_the_padding_and_automatic_at_it():
 
 @pytest.mark.parametrize("core", ["mlp", "gru"])
 def test_a_node_head_below_the_padding_picks_real_nodes_and_keeps_the_ratio_invariant(
-        core, assert_ratio_is_one):
+        core, filled_rollout, assert_ratio_is_one):
     env = envs.make(HUB, num_envs=8)
     policy = ActorCritic(env.single_observation_space, env.single_action_space, core,
                          hidden_size=16, encoder_kwargs={"model": "gcn"}, node_head=True)
-    buf = _rollout(policy, env, 16, sequence_length=8 if core == "gru" else None)
+    buf = filled_rollout(policy, env, 16, sequence_length=8 if core == "gru" else None)
     chosen = buf.actions.flatten()
     real = buf.obs["node_mask"].reshape(chosen.numel(), -1).bool()
     assert real[torch.arange(chosen.numel()), chosen].all(), "padding slots are not nodes"
