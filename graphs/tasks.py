@@ -23,7 +23,7 @@ from graphs.training import (
     HEADS,
     EpochCallback,
     TrainSettings,
-    _check_choice,
+    check_choice,
     train_graph_classifier,
     train_node_classifier,
 )
@@ -116,7 +116,7 @@ class GraphTaskConfig(TrainSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()  # the types (agents/configs.py) and the training settings
-        _check_choice("learning task", self.task_id, list(TASKS))
+        check_choice("learning task", self.task_id, list(TASKS))
         spec = TASKS[self.task_id]
         params = inspect.signature(spec.builder).parameters
         known = [name for name in params if name != "seed"]
@@ -151,8 +151,8 @@ def graph_task_config(agent: str, task_id: str, **overrides: Any) -> GraphTaskCo
     Raises:
         ValueError: unknown task id, agent or config field, naming the close matches.
     """
-    _check_choice("learning task", task_id, list(TASKS))
-    _check_choice(f"agent for the learning task {task_id}", agent, list(GRAPH_TASK_AGENTS))
+    check_choice("learning task", task_id, list(TASKS))
+    check_choice(f"agent for the learning task {task_id}", agent, list(GRAPH_TASK_AGENTS))
     model, _, head = agent.partition("-")
     settings = {**TASKS[task_id].defaults, "model": model, "head": head or "linear", **overrides}
     return GraphTaskConfig.from_dict({"task_id": task_id, **settings})

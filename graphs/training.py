@@ -112,9 +112,9 @@ class TrainSettings(Config):
     def __post_init__(self) -> None:
         super().__post_init__()  # the fields' types (agents/configs.py)
         name = type(self).__name__
-        _check_choice("model", self.model, list(MODELS))
-        _check_choice("head", self.head, list(HEADS))
-        _check_choice("readout", self.readout, list(READOUTS))
+        check_choice("model", self.model, list(MODELS))
+        check_choice("head", self.head, list(HEADS))
+        check_choice("readout", self.readout, list(READOUTS))
         for key in (
             "hidden_size",
             "num_layers",
@@ -153,7 +153,7 @@ def _settings(
     return dataclasses.replace(base, **overrides) if overrides else base
 
 
-def _check_choice(what: str, value: Any, known: list[str]) -> None:
+def check_choice(what: str, value: Any, known: list[str]) -> None:
     """``ValueError`` naming the close matches when ``value`` is not in ``known``."""
     if value not in known:
         close = difflib.get_close_matches(str(value), known, n=3)
