@@ -189,7 +189,9 @@ def make(
             such as ``"CartPole-v1"``, or ``"package.module:Name"`` naming a
             :class:`~envs.core.BatchedEnv` subclass, a ``gymnasium.Env`` subclass, or any
             callable (class or factory, e.g. ``"mpe2.simple_spread_v3:parallel_env"``) that
-            returns a PettingZoo ``ParallelEnv`` or a ``gymnasium.Env``.
+            returns a PettingZoo ``ParallelEnv`` or a ``gymnasium.Env``, or ``"vmas:<scenario>"``
+            naming a VMAS scenario (:class:`envs.interop.vmas.VmasToBatched`, which documents
+            its keyword arguments; needs ``pip install -e ".[vmas]"``).
         num_envs: Number of copies.
         device: Where the tensors live. Third-party environments step on the CPU in numpy;
             their tensors are moved to ``device``.
@@ -218,6 +220,11 @@ def make(
     num_envs = check_num_envs(num_envs)
     resolve_device(device)  # fail early, before any third-party environment is built
     padding = _check_graph_padding(graph_padding)
+    if env_id.startswith("vmas:"):
+        from envs.interop.vmas import VMAS_PREFIX, VmasToBatched
+
+        _no_padding(env_id, padding)
+        return VmasToBatched(env_id[len(VMAS_PREFIX):], num_envs=num_envs, device=device, **kwargs)
     if env_id in _REGISTRY:
         native = _REGISTRY[env_id]
         cls = native.load()
