@@ -492,6 +492,9 @@ class MultiAgentBatchedEnv(BatchedEnv):
     - ``final_obs`` ``[N, A, ...]`` and its mask ``_final_obs`` ``[N]``, as in :class:`BatchedEnv`;
     - ``agent_mask`` ``[N, A]`` bool: the agents present (alive) in ``obs``; absent agents see
       zeros, get zero reward, and their actions are ignored. Tasks without deaths keep it all true;
+    - ``acting`` ``[N, A]`` bool: the agents whose actions the next ``step`` uses; every present
+      agent (``agent_mask``) here, one agent per copy in a turn-based game
+      (:class:`envs.interop.turn_based.AECToBatched`);
     - ``episode_return`` ``[N]``: the mean over agents of each agent's return (the team return for
       a shared reward); ``agent_episode_return`` ``[N, A]``; ``episode_length`` ``[N]`` int64;
       all valid where ``_episode`` ``[N]`` is true;
@@ -499,7 +502,7 @@ class MultiAgentBatchedEnv(BatchedEnv):
       :meth:`action_masks` returns the current one too); a masked-out action is legal input and
       behaves as documented by the task.
 
-    ``info`` of ``reset`` holds ``state``, ``agent_mask`` (and ``action_mask``).
+    ``info`` of ``reset`` holds ``state``, ``agent_mask``, ``acting`` (and ``action_mask``).
 
     To write a task, subclass this, set ``single_observation_space``, ``single_action_space``,
     ``state_space`` and ``max_episode_steps`` and call ``super().__init__(num_agents, num_envs,
@@ -581,7 +584,9 @@ class MultiAgentBatchedEnv(BatchedEnv):
         return self._action_mask()
 
     def _current_info(self) -> dict[str, torch.Tensor]:
-        info = {"state": self._state(), "agent_mask": self._agent_mask()}
+        agent_mask = self._agent_mask()
+        # Every present agent acts at every step; turn-based games override ``acting``.
+        info = {"state": self._state(), "agent_mask": agent_mask, "acting": agent_mask.clone()}
         if self.has_action_mask:
             info["action_mask"] = self._action_mask()
         return info

@@ -311,30 +311,30 @@ def _from_factory(
     device: str | torch.device,
     padding: dict[str, int] | None = None,
 ) -> BatchedEnv:
-    """Batch the environments that ``factory()`` returns, recognised by their type."""
+    """Batch the environments that ``factory()`` returns, recognised by their type (a PettingZoo
+    AEC env, turn-based, goes to :class:`envs.interop.turn_based.AECToBatched`)."""
     from pettingzoo import AECEnv, ParallelEnv
 
     from envs.interop.gymnasium import GymnasiumToBatched
     from envs.interop.pettingzoo import PettingZooToBatched
+    from envs.interop.turn_based import AECToBatched
 
     first = factory()
     fns = [lambda: first] + [factory] * (num_envs - 1)
     if isinstance(first, ParallelEnv):
         _no_padding(env_id, padding or {})
         return PettingZooToBatched(fns, device=device)
+    if isinstance(first, AECEnv):
+        _no_padding(env_id, padding or {})
+        return AECToBatched(fns, device=device)
     if isinstance(first, gym.Env):
         return GymnasiumToBatched(fns, device=device, **(padding or {}))
     if hasattr(first, "close"):
         first.close()
-    if isinstance(first, AECEnv):
-        raise TypeError(
-            f"{env_id!r} returned a PettingZoo AEC env; envs.make needs a ParallelEnv: name the "
-            "module's parallel_env factory instead (e.g. 'mpe2.simple_spread_v3:parallel_env')"
-        )
     raise TypeError(
         f"{env_id!r} returned {type(first).__name__}: expected a subclass of "
         "envs.core.BatchedEnv or gymnasium.Env, or a callable returning a PettingZoo ParallelEnv "
-        "or a gymnasium.Env"
+        "or AECEnv, or a gymnasium.Env"
     )
 
 

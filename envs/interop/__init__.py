@@ -11,7 +11,9 @@
 - :mod:`envs.interop.pettingzoo`: :class:`~envs.interop.pettingzoo.BatchedToParallelEnv` (one
   copy of a multi-agent env as a PettingZoo ``ParallelEnv``) and
   :class:`~envs.interop.pettingzoo.PettingZooToBatched` (any ``ParallelEnv`` as a multi-agent
-  batched environment).
+  batched environment);
+- :mod:`envs.interop.turn_based`: :class:`~envs.interop.turn_based.AECToBatched` (any turn-based
+  PettingZoo ``AECEnv``, e.g. the classic board games, as a multi-agent batched environment).
 
 Each module imports its ecosystem, and only its own: importing ``envs`` (or making a Gymnasium
 environment) imports neither stable-baselines3 nor PettingZoo. Import the adapters from their

@@ -7,7 +7,8 @@
   batched environment (torch tensors, SAME_STEP autoreset, episode statistics). The copies step
   in numpy on the CPU; only their results move to ``device``.
 
-The only module of ``envs`` that imports PettingZoo at module level.
+With :mod:`envs.interop.turn_based` (PettingZoo's turn-based AEC envs), the only modules of
+``envs`` that import PettingZoo at module level.
 """
 
 from __future__ import annotations
@@ -380,6 +381,7 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
         )
 
     def _with_masks(self, info: dict[str, Any], obs: Obs) -> dict[str, Any]:
+        info["acting"] = info["agent_mask"].clone()  # every present agent acts
         if self.has_action_mask:
             self._last_action_mask = obs["action_mask"].to(torch.bool)
             info["action_mask"] = self._last_action_mask

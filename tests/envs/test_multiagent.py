@@ -17,6 +17,7 @@ import envs
 from envs.core import MultiAgentBatchedEnv
 from envs.interop.gymnasium import BatchedToGymEnv
 from envs.interop.pettingzoo import BatchedToParallelEnv, PettingZooToBatched
+from envs.interop.turn_based import AECToBatched
 from envs.multiagent import private_info, pursuit, spread
 from envs.multiagent.private_info import PrivateSum
 from envs.multiagent.pursuit import Pursuit
@@ -30,7 +31,7 @@ with warnings.catch_warnings():
 
 MULTI_AGENT_IDS = envs.list_ids("multi-agent")
 STEP_INFO_KEYS = {
-    "final_obs", "_final_obs", "final_state", "state", "agent_mask", "episode_return",
+    "final_obs", "_final_obs", "final_state", "state", "agent_mask", "acting", "episode_return",
     "agent_episode_return", "episode_length", "_episode",
 }
 
@@ -155,6 +156,7 @@ def _check_step(env, obs, reward, terminated, truncated, info):
         assert all(row in env.state_space for row in info[key].numpy())
     assert info["agent_mask"].shape == (n, a) and info["agent_mask"].dtype == torch.bool
     assert info["agent_mask"].all()  # no task here has deaths
+    assert torch.equal(info["acting"], info["agent_mask"])
     assert info["episode_return"].shape == (n,) and info["agent_episode_return"].shape == (n, a)
     assert info["episode_length"].dtype == torch.int64
     if env.has_action_mask:
@@ -172,7 +174,8 @@ def test_contract_with_eight_copies(env_id):
     obs, info = env.reset(seed=0)
     assert obs.shape == (num_envs, env.num_agents, *env.single_observation_space.shape)
     masks = {"action_mask"} if env.has_action_mask else set()
-    assert set(info) == {"state", "agent_mask"} | masks
+    assert set(info) == {"state", "agent_mask", "acting"} | masks
+    assert torch.equal(info["acting"], info["agent_mask"])  # every present agent acts
     generator = torch.Generator().manual_seed(0)
     agent_returns = torch.zeros(num_envs, env.num_agents, dtype=torch.float64)
     lengths = torch.zeros(num_envs, dtype=torch.int64)
@@ -650,8 +653,8 @@ def test_pettingzoo_to_batched_rejects_what_it_cannot_batch():
 def test_make_accepts_a_module_factory_returning_a_parallel_env():
     env = envs.make("tests.envs.test_multiagent:Dwindle", num_envs=3)
     assert isinstance(env, PettingZooToBatched) and env.num_envs == 3
-    with pytest.raises(TypeError, match="AEC env"):
-        envs.make("envs.multiagent.pursuit:env")
+    # An AEC factory builds the turn-based adapter (tests/envs/test_turn_based.py).
+    assert isinstance(envs.make("envs.multiagent.pursuit:env"), AECToBatched)
 
 
 def test_mpe2_simple_spread_through_the_batched_adapter():
