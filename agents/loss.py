@@ -48,6 +48,7 @@ def ppo_loss(
     ent_coef: float,
     norm_adv: bool = True,
     clip_vloss: bool = True,
+    acting: torch.Tensor | None = None,
 ) -> LossTerms:
     r"""PPO's loss for one minibatch.
 
@@ -73,13 +74,22 @@ def ppo_loss(
         vf_coef, ent_coef: :math:`c_V`, :math:`c_H`.
         norm_adv: Normalise the advantages over the minibatch.
         clip_vloss: Clip the value update around ``old_value``.
+        acting: ``[...]`` bool, the samples whose action counts (multi-agent turns): the policy
+            terms (surrogate, entropy, KL, clip fraction, advantage normalisation) are means over
+            them alone; the value loss keeps every sample. None: every sample acts.
     """
     log_ratio = new.logprob - old_logprob
     ratio = log_ratio.exp()
+    mean = torch.mean if acting is None else _masked_mean(acting)
     adv = advantages
-    if norm_adv:
+    if norm_adv and acting is None:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)).mean()
+    elif norm_adv:  # torch.std's unbiased estimate, over the acting samples
+        count = acting.float().sum()
+        centred = adv - mean(adv)
+        variance = mean(centred.square()) * count / (count - 1).clamp(min=1.0)
+        adv = centred / (variance.sqrt() + 1e-8)
+    policy_loss = mean(torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)))
     if clip_vloss:
         clipped = old_value + (new.value - old_value).clamp(-clip, clip)
         value_loss = 0.5 * torch.max((new.value - returns).square(),
@@ -88,12 +98,23 @@ def ppo_loss(
         value_loss = 0.5 * (new.value - returns).square().mean()
     policy_loss = policy_loss + new.policy_penalty
     value_loss = value_loss + new.value_penalty
-    entropy = new.entropy.mean()
+    entropy = mean(new.entropy)
     loss = policy_loss + vf_coef * value_loss - ent_coef * entropy
     with torch.no_grad():
-        approx_kl = ((ratio - 1) - log_ratio).mean()
-        clipfrac = ((ratio - 1.0).abs() > clip).float().mean()
+        approx_kl = mean((ratio - 1) - log_ratio)
+        clipfrac = mean(((ratio - 1.0).abs() > clip).float())
     return LossTerms(loss, policy_loss, value_loss, entropy, approx_kl, clipfrac)
+
+
+def _masked_mean(acting: torch.Tensor):
+    """``mean`` over the samples where ``acting`` holds (0 when none does)."""
+    weight = acting.float()
+    count = weight.sum().clamp(min=1.0)
+
+    def mean(values: torch.Tensor) -> torch.Tensor:
+        return (values * weight).sum() / count
+
+    return mean
 
 
 def kl_exceeded(epoch_kl: float, target_kl: float | None) -> bool:

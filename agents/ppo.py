@@ -252,7 +252,8 @@ def train(
     # A resumed run reseeds the environment per update so that it does not replay the start.
     obs, info = env.reset(seed=config.seed + 7919 * run.update)
     carry = Carry(obs, policy.initial_state(env.num_envs),
-                  torch.ones(env.num_envs, dtype=torch.bool, device=device), info.get("critic_obs"))
+                  torch.ones(env.num_envs, dtype=torch.bool, device=device), info.get("critic_obs"),
+                  acting=info.get("acting"))
     uncertainty = _UncertaintyLog(policy, env, device, config.seed) if policy.bayesian_value \
         else None
     run.start_clock()
@@ -393,7 +394,8 @@ def update_policy(policy: ActorCritic, optimizer: torch.optim.Optimizer, buf: Ro
                                   num_data=config.batch_size)
             terms = ppo_loss(new, mb.logprobs, mb.values, mb.advantages, mb.returns, clip=clip,
                              vf_coef=config.vf_coef, ent_coef=config.ent_coef,
-                             norm_adv=config.norm_adv, clip_vloss=config.clip_vloss)
+                             norm_adv=config.norm_adv, clip_vloss=config.clip_vloss,
+                             acting=mb.acting)
             optimizer.zero_grad(set_to_none=True)
             terms.loss.backward()
             nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm, foreach=True)

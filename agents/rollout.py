@@ -96,14 +96,16 @@ def _store(buffer: Any, t: int, value: Any) -> None:
 @dataclass
 class Carry:
     """What one rollout hands to the next: the current observation, policy state, episode starts,
-    the critic's own observation (a centralised critic) and the last step's policy noise (a
-    Thompson head's per-episode weight sample)."""
+    the critic's own observation (a centralised critic), the last step's policy noise (a
+    Thompson head's per-episode weight sample) and the rows whose next action counts (the
+    environment's ``info["acting"]``; None: every row)."""
 
     obs: torch.Tensor
     state: PolicyState
     episode_start: torch.Tensor
     critic_obs: torch.Tensor | None = None
     policy_noise: torch.Tensor | None = None
+    acting: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -127,19 +129,22 @@ def collect(
     log-probability. With a Bayesian value head the epistemic std of each step's value is stored
     in ``buf.value_std``, ``uncertainty_bonus * std`` is added to the learning reward (an
     exploration bonus; logged returns stay the environment's) and the visited states' critic
-    features are handed to the head for its next covariance fit.
+    features are handed to the head for its next covariance fit. Where the environment says which
+    rows act (``info["acting"]``, multi-agent turns), it is stored in ``buf.acting`` for the loss.
 
     Returns:
         The carry for the next rollout.
     """
     obs, state, episode_start = carry.obs, carry.state, carry.episode_start
-    critic_obs, noise = carry.critic_obs, carry.policy_noise
+    critic_obs, noise, acting = carry.critic_obs, carry.policy_noise, carry.acting
     bounds = action_bounds(env.single_action_space, env.device)
     group = policy.communication.num_agents if policy.communication is not None else 1
     for t in range(buf.num_steps):
         _store(buf.obs, t, obs)
         buf.episode_starts[t] = episode_start
         buf.store_state(t, state)
+        if acting is not None:
+            buf.store_acting(t, acting)
         step = policy.act(obs, state, episode_start, critic_obs, noise)
         buf.store_inputs(t, step.inputs)
         bonus = 0.0
@@ -152,7 +157,7 @@ def collect(
         bootstrap = truncation_bootstrap(policy, info, step.state, terminated, truncated, gamma,
                                          group)
         state, noise = step.state, step.inputs.get("policy_noise")
-        critic_obs = info.get("critic_obs")
+        critic_obs, acting = info.get("critic_obs"), info.get("acting")
         episode_start = terminated | truncated
         buf.actions[t] = step.action
         buf.logprobs[t] = step.logprob
@@ -167,7 +172,7 @@ def collect(
     buf.advantages, buf.returns = compute_gae(
         buf.rewards, buf.values, buf.dones, next_value, gamma, gae_lambda
     )
-    return Carry(obs, state, episode_start, critic_obs, noise)
+    return Carry(obs, state, episode_start, critic_obs, noise, acting)
 
 
 def _bootstrap_every_copy(device: torch.device) -> bool:
@@ -225,7 +230,8 @@ def truncation_bootstrap(
 @dataclass
 class Minibatch:
     """Sequences ``[L, B, ...]`` for one gradient step, and the policy state at their starts;
-    ``inputs`` holds the stored :attr:`ActStep.inputs <agents.policies.ActStep.inputs>`."""
+    ``inputs`` holds the stored :attr:`ActStep.inputs <agents.policies.ActStep.inputs>`;
+    ``acting`` the rows whose action counts (None: all; see :attr:`Rollout.acting`)."""
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -236,6 +242,7 @@ class Minibatch:
     episode_starts: torch.Tensor
     state: PolicyState
     inputs: dict[str, torch.Tensor]
+    acting: torch.Tensor | None = None
 
 
 class Rollout:
@@ -297,6 +304,9 @@ class Rollout:
         self.episode_done = torch.zeros(size, dtype=torch.bool, device=device)
         #: Epistemic std of each step's value (filled with a Bayesian value head only).
         self.value_std = torch.zeros(size, device=device)
+        #: ``acting[t]``: the rows whose action at step ``t`` counts in the policy loss (agents
+        #: waiting for their turn or absent do not); None (every row) until an environment says.
+        self.acting: torch.Tensor | None = None
 
     def finished_episodes(self) -> tuple[list[float], list[int]]:
         """Returns and lengths of the episodes that ended during this rollout (syncs once)."""
@@ -310,6 +320,12 @@ class Rollout:
                 self.inputs[name] = torch.zeros((self.num_steps,) + value.shape,
                                                 dtype=value.dtype, device=value.device)
             self.inputs[name][t] = value
+
+    def store_acting(self, t: int, acting: torch.Tensor) -> None:
+        """Record which rows act at step ``t`` (``[N]`` bool)."""
+        if self.acting is None:
+            self.acting = torch.ones(self.rewards.shape, dtype=torch.bool, device=acting.device)
+        self.acting[t] = acting
 
     def store_state(self, t: int, state: PolicyState) -> None:
         """Record the policy state used at step ``t`` if a chunk starts there."""
@@ -349,6 +365,8 @@ class Rollout:
         fields = {"obs": self.obs, "actions": self.actions, "logprobs": self.logprobs,
                   "values": self.values, "advantages": self.advantages, "returns": self.returns,
                   "episode_starts": self.episode_starts, "inputs": self.inputs}
+        if self.acting is not None:
+            fields["acting"] = self.acting
         if self.sequence_length is None:
             total = self.num_steps * self.num_envs
             order = self._shuffled(total, generator)

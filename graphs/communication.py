@@ -175,6 +175,11 @@ def _check_slice(value: Any) -> tuple[int, int | None]:
     return int(value[0]), None if value[1] is None else int(value[1])
 
 
+#: Where ``position_slice`` reads in a Dict observation: the flat observation of a task with
+#: action masks, as ``agents.multiagent.AgentBatch`` lays it out (its ``OBS_KEY``).
+FLAT_OBS_KEY = "obs"
+
+
 class AgentCommunication(nn.Module):
     r"""Message passing between the agents of each copy, in the policy's communication slot.
 
@@ -199,7 +204,8 @@ class AgentCommunication(nn.Module):
         k: Neighbours per agent for ``"knn"``, in ``[1, num_agents - 1]``.
         radius: Range for ``"radius"``, in the units of the positions.
         position_slice: ``(start, stop)``: the positions are ``obs[..., start:stop]`` of each
-            agent's flat observation (Python slice semantics; ``stop`` None is the end).
+            agent's flat observation (Python slice semantics; ``stop`` None is the end); of
+            ``obs["obs"]`` for a Dict observation (a task with action masks).
         position_key: The positions are ``obs[position_key]`` of a Dict observation.
 
     Raises:
@@ -259,7 +265,9 @@ class AgentCommunication(nn.Module):
                                  f"(got {keys})")
             return obs[self.position_key].flatten(2).float()
         if isinstance(obs, Mapping):
-            raise ValueError("a Dict observation needs position_key, not position_slice")
+            if FLAT_OBS_KEY not in obs:
+                raise ValueError("a Dict observation needs position_key, not position_slice")
+            obs = obs[FLAT_OBS_KEY]
         start, stop = self.position_slice
         positions = obs[..., start:stop]
         if positions.shape[-1] == 0:

@@ -32,7 +32,8 @@ def _filled_rollout(policy, env, steps, sequence_length=None, group_size=1):
                   group_size=group_size)
     obs, info = env.reset(seed=0)
     carry = Carry(obs, policy.initial_state(env.num_envs),
-                  torch.ones(env.num_envs, dtype=torch.bool), info.get("critic_obs"))
+                  torch.ones(env.num_envs, dtype=torch.bool), info.get("critic_obs"),
+                  acting=info.get("acting"))
     collect(policy, env, buf, carry, 0.99, 0.95)
     return buf
 

@@ -171,3 +171,44 @@ def test_truncation_bootstraps_so_that_an_exact_value_has_zero_advantage(monkeyp
     cut = buf.dones.nonzero()[:, 0]
     torch.testing.assert_close(buf.rewards[buf.dones], torch.full((6,), 1 + gamma / (1 - gamma)))
     assert set(cut.tolist()) == {4, 9}
+
+
+def test_rows_that_do_not_act_carry_no_policy_gradient_but_train_the_critic():
+    # Multi-agent turns: only acting rows count in the surrogate, entropy, KL and advantage
+    # normalisation; the value loss keeps every row.
+    torch.manual_seed(0)
+    n = 12
+    acting = torch.rand(n) < 0.5
+    acting[:2] = torch.tensor([True, False])
+    logprob = torch.randn(n, requires_grad=True)
+    value = torch.randn(n, requires_grad=True)
+    entropy = torch.rand(n)
+    old_logprob = logprob.detach() + 0.01 * torch.randn(n)  # ratios inside the clip range
+    old_value = value.detach() + 0.01 * torch.randn(n)
+    adv, ret = torch.randn(n), torch.randn(n)
+    options = dict(clip=0.2, vf_coef=0.5, ent_coef=0.01, norm_adv=True, clip_vloss=True)
+    masked = ppo_loss(Evaluation(logprob, entropy, value), old_logprob, old_value, adv, ret,
+                      acting=acting, **options)
+    rows = acting.nonzero()[:, 0]
+    subset = ppo_loss(Evaluation(logprob[rows], entropy[rows], value[rows]), old_logprob[rows],
+                      old_value[rows], adv[rows], ret[rows], **options)
+    for name in ("policy_loss", "entropy", "approx_kl", "clipfrac"):
+        torch.testing.assert_close(getattr(masked, name), getattr(subset, name))
+    full = ppo_loss(Evaluation(logprob, entropy, value), old_logprob, old_value, adv, ret,
+                    **options)
+    torch.testing.assert_close(masked.value_loss, full.value_loss)
+    masked.loss.backward()
+    assert (logprob.grad[~acting] == 0).all() and (logprob.grad[acting] != 0).all()
+    assert (value.grad != 0).all(), "the critic learns from waiting rows too"
+
+
+def test_an_all_acting_mask_gives_the_unmasked_loss():
+    torch.manual_seed(1)
+    n = 9
+    new = Evaluation(torch.randn(n), torch.rand(n), torch.randn(n))
+    args = (torch.randn(n), torch.randn(n), torch.randn(n), torch.randn(n))
+    options = dict(clip=0.2, vf_coef=0.5, ent_coef=0.01, norm_adv=True, clip_vloss=True)
+    plain = ppo_loss(new, *args, **options)
+    masked = ppo_loss(new, *args, acting=torch.ones(n, dtype=torch.bool), **options)
+    for a, b in zip(plain, masked, strict=True):
+        torch.testing.assert_close(a, b)

@@ -150,3 +150,86 @@ def test_communication_beats_no_communication_on_private_sum():
     without = _private_sum_return("mappo", 100_000)
     assert with_messages >= 3.5, with_messages
     assert without <= 2.6, without
+
+
+# ------------------------------------------------------------------ action masks and turns
+PURSUIT = "umbra/Pursuit-v0"
+
+
+def test_action_masks_reach_the_shared_policy_and_illegal_actions_are_never_sampled():
+    raw = envs.make(PURSUIT, num_envs=6)
+    env = AgentBatch(raw)
+    A = raw.num_agents
+    obs, info = env.reset(seed=0)
+    assert set(env.single_observation_space.spaces) == {"obs", "action_mask"}
+    assert env.single_observation_space["obs"].shape[0] == \
+        raw.single_observation_space.shape[0] + A
+    policy = ActorCritic(env.single_observation_space, env.single_action_space, "mlp",
+                         hidden_size=16)
+    state = policy.initial_state(env.num_envs)
+    start = torch.ones(env.num_envs, dtype=torch.bool)
+    blocked = 0
+    for _ in range(30):
+        mask = raw.action_masks().reshape(env.num_envs, -1)
+        torch.testing.assert_close(obs["action_mask"].bool(), mask)
+        blocked += int((~mask).sum())
+        action, state = policy.predict(obs, state, start)
+        assert mask.gather(1, action[:, None]).all(), "an illegal action was sampled"
+        obs, _, terminated, truncated, info = env.step(action)
+        start = terminated | truncated
+    assert blocked > 0, "the test never met a masked action"
+
+
+def test_ratio_is_one_with_action_masks(assert_ratio_is_one, filled_rollout):
+    env = AgentBatch(envs.make(PURSUIT, num_envs=4), centralised_critic=True)
+    policy = ActorCritic(env.single_observation_space, env.single_action_space, "gru",
+                         hidden_size=16, critic_observation_space=env.critic_observation_space)
+    buf = filled_rollout(policy, env, 16, sequence_length=8)
+    assert_ratio_is_one(policy, buf)
+
+
+class _Turns:
+    """A multi-agent env whose agents take turns (agent ``t % A`` acts at step ``t``)."""
+
+    def __init__(self, env):
+        self.env, self.t = env, 0
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+    def _acting(self):
+        acting = torch.zeros(self.env.num_envs, self.env.num_agents, dtype=torch.bool)
+        acting[:, self.t % self.env.num_agents] = True
+        return acting
+
+    def reset(self, **kwargs):
+        self.t = 0
+        obs, info = self.env.reset(**kwargs)
+        return obs, {**info, "acting": self._acting()}
+
+    def step(self, actions):
+        self.t += 1
+        *out, info = self.env.step(actions)
+        return (*out, {**info, "acting": self._acting()})
+
+
+def test_only_the_rows_whose_turn_it_is_count_as_acting(filled_rollout):
+    raw = envs.make(NAV, num_envs=2)
+    env = AgentBatch(_Turns(raw))
+    A = raw.num_agents
+    policy = ActorCritic(env.single_observation_space, env.single_action_space, "mlp",
+                         hidden_size=16)
+    buf = filled_rollout(policy, env, 8)
+    turn = torch.arange(8)[:, None] % A  # [T, 1]: whose turn it was at each stored step
+    agent = torch.arange(env.num_envs)[None, :] % A  # [1, N * A]
+    assert torch.equal(buf.acting, turn == agent)
+    mb = next(buf.minibatches(1))
+    assert mb.acting is not None and int(mb.acting.sum()) == 8 * raw.num_envs
+
+
+def test_a_plain_env_stores_no_acting_mask(filled_rollout):
+    env = envs.make("umbra/CartPole-v0", num_envs=4)
+    policy = ActorCritic(env.single_observation_space, env.single_action_space, "mlp",
+                         hidden_size=16)
+    buf = filled_rollout(policy, env, 8)
+    assert buf.acting is None and next(buf.minibatches(1)).acting is None
