@@ -333,11 +333,8 @@ class VmasToBatched(MultiAgentBatchedEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Obs, dict]:
         """Reset every copy; ``seed`` seeds VMAS and ``self.generator`` (see Seeding above).
 
-        Raises:
-            ValueError: ``options`` is not empty (VMAS scenarios take no reset options).
+        ``options`` is ignored: VMAS scenarios take no reset options.
         """
-        if options:
-            raise ValueError(f"VMAS scenarios take no reset options, got {options!r}")
         if seed is not None:
             seed = _check_seed(seed)
             self.generator.manual_seed(seed)
@@ -354,8 +351,10 @@ class VmasToBatched(MultiAgentBatchedEnv):
         actions = self._validate_actions(actions)
         obs, rewards, terminated, truncated, _ = self.env.step(self._vmas_actions(actions))
         final_obs = self._observations(obs)
-        reward = torch.stack(rewards, dim=1).to(torch.float32)
-        terminated, truncated = terminated.bool(), truncated.bool()
+        # Some scenarios (wheel) give [N, 1] rewards and flags, most [N].
+        n = self.num_envs
+        reward = torch.stack([r.reshape(n) for r in rewards], dim=1).to(torch.float32)
+        terminated, truncated = terminated.reshape(n).bool(), truncated.reshape(n).bool()
         info = self._finish_step(
             reward, terminated, truncated, final_obs,
             {"final_state": final_obs.reshape(self.num_envs, -1)},
