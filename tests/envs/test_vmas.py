@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import warnings
@@ -20,7 +21,7 @@ from envs.interop.vmas import POSITION_FIRST_SCENARIOS, VmasToBatched  # noqa: E
 with warnings.catch_warnings():
     # pettingzoo.test imports connect_four through PettingZoo's deprecated creation API.
     warnings.filterwarnings("ignore", "The old environment creation API", DeprecationWarning)
-    from pettingzoo.test import parallel_api_test  # noqa: E402
+    from pettingzoo.test import parallel_api_test, parallel_seed_test  # noqa: E402
 
 
 def _actions(env: VmasToBatched, generator: torch.Generator) -> torch.Tensor:
@@ -291,13 +292,15 @@ def test_missing_vmas_says_how_to_install(monkeypatch):
 
 
 # ---------------------------------------------------------------------------- PettingZoo, PPO
-def test_pettingzoo_parallel_api_test_on_one_copy():
+def test_pettingzoo_parallel_api_and_seed_tests_on_one_copy():
     par_env = envs.make_pettingzoo("vmas:navigation", n_agents=2, max_steps=20)
     assert isinstance(par_env, BatchedToParallelEnv)
     assert par_env.possible_agents == ["agent_0", "agent_1"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         parallel_api_test(par_env, num_cycles=50)
+        parallel_seed_test(functools.partial(
+            envs.make_pettingzoo, "vmas:navigation", n_agents=2, max_steps=20), num_cycles=50)
 
 
 def test_ppo_trains_on_vmas_navigation_with_a_centralised_critic():
