@@ -13,7 +13,9 @@
   :class:`~envs.interop.pettingzoo.PettingZooToBatched` (any ``ParallelEnv`` as a multi-agent
   batched environment);
 - :mod:`envs.interop.turn_based`: :class:`~envs.interop.turn_based.AECToBatched` (any turn-based
-  PettingZoo ``AECEnv``, e.g. the classic board games, as a multi-agent batched environment).
+  PettingZoo ``AECEnv``, e.g. the classic board games, as a multi-agent batched environment);
+- :mod:`envs.interop.vmas`: :class:`~envs.interop.vmas.VmasToBatched` (a VMAS scenario,
+  ``envs.make("vmas:<scenario>")``, as a multi-agent batched environment on the same device).
 
 Each module imports its ecosystem, and only its own: importing ``envs`` (or making a Gymnasium
 environment) imports neither stable-baselines3 nor PettingZoo. Import the adapters from their
