@@ -214,8 +214,8 @@ class VmasToBatched(MultiAgentBatchedEnv):
         )
         self.max_episode_steps = max_steps
         self._continuous = continuous_actions
-        self._build_observation_spaces(num_envs)
-        self._build_action_space(resolved)
+        self._build_observation_spaces()
+        self._build_action_space()
         super().__init__(self.env.n_agents, num_envs, resolved, debug)
         if seed is not None:
             self.generator.manual_seed(seed)
@@ -234,7 +234,7 @@ class VmasToBatched(MultiAgentBatchedEnv):
         self._obs = torch.zeros(num_envs, self.num_agents, self._obs_size, device=self.device)
 
     # ------------------------------------------------------------------ spaces
-    def _build_observation_spaces(self, num_envs: int) -> None:
+    def _build_observation_spaces(self) -> None:
         sizes = []
         for agent, space in zip(self.env.agents, self.env.observation_space, strict=True):
             if not hasattr(space, "shape") or space.shape is None or hasattr(space, "spaces"):
@@ -254,7 +254,7 @@ class VmasToBatched(MultiAgentBatchedEnv):
             -np.inf, np.inf, (len(sizes) * self._obs_size,), np.float32
         )
 
-    def _build_action_space(self, device: torch.device) -> None:
+    def _build_action_space(self) -> None:
         """The one (padded) action space of every agent and what maps it back to each agent's."""
         agent_spaces = list(self.env.action_space)
         num_agents = len(agent_spaces)
