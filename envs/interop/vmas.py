@@ -11,6 +11,7 @@ The only module of ``envs`` that imports VMAS (an optional extra: ``pip install 
 from __future__ import annotations
 
 import difflib
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -81,10 +82,11 @@ class VmasToBatched(MultiAgentBatchedEnv):
 
     ``envs.make("vmas:<scenario>", num_envs=N, device=..., **kwargs)`` builds it; the keyword
     arguments below are the adapter's and every other one goes to the scenario (VMAS's
-    ``make_env(..., **scenario_kwargs)``, e.g. ``n_agents=3``; VMAS warns about the ones a
-    scenario does not use). Everything of :class:`~envs.core.MultiAgentBatchedEnv` holds: tensors
-    on ``device``, SAME_STEP autoreset with ``info["final_obs"]``/``_final_obs``, ``state`` and
-    ``final_state``, episode statistics counted by the base class's bookkeeping.
+    ``make_env(..., **scenario_kwargs)``, e.g. ``n_agents=3``; one that the scenario does not use
+    is a ``TypeError``, where VMAS itself only warns). Everything of
+    :class:`~envs.core.MultiAgentBatchedEnv` holds: tensors on ``device``, SAME_STEP autoreset
+    with ``info["final_obs"]``/``_final_obs``, ``state`` and ``final_state``, episode statistics
+    counted by the base class's bookkeeping.
 
     Agents:
         ``possible_agents`` are VMAS's agent names (``agent.name``: ``"agent_0"``, ...,
@@ -201,17 +203,27 @@ class VmasToBatched(MultiAgentBatchedEnv):
             seed = _check_seed(seed)
         self.scenario_name = scenario if isinstance(scenario, str) else type(scenario).__name__
         #: The wrapped ``vmas.simulator.environment.Environment``.
-        self.env = vmas.make_env(
-            scenario,
-            num_envs=num_envs,
-            device=resolved,
-            continuous_actions=continuous_actions,
-            max_steps=max_steps,
-            seed=seed,
-            multidiscrete_actions=multidiscrete_actions,
-            terminated_truncated=True,
-            **scenario_kwargs,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.env = vmas.make_env(
+                scenario,
+                num_envs=num_envs,
+                device=resolved,
+                continuous_actions=continuous_actions,
+                max_steps=max_steps,
+                seed=seed,
+                multidiscrete_actions=multidiscrete_actions,
+                terminated_truncated=True,
+                **scenario_kwargs,
+            )
+        for warning in caught:
+            if "passed but not used by the scenario" in str(warning.message):
+                # VMAS only warns; a misspelt option would silently train another task.
+                raise TypeError(f"vmas:{self.scenario_name}: {warning.message} The adapter's own "
+                                "options are continuous_actions, multidiscrete_actions, "
+                                "max_steps, seed, device, debug")
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
         self.max_episode_steps = max_steps
         self._continuous = continuous_actions
         self._build_observation_spaces()

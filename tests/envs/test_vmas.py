@@ -314,3 +314,9 @@ def test_ppo_trains_on_vmas_navigation_with_a_centralised_critic():
     assert result.metrics["steps"] >= 2048 and result.metrics["episodes"] > 0
     assert math.isfinite(result.metrics["final_return"])
     assert all(torch.isfinite(p).all() for p in result.policy.parameters())
+
+
+def test_a_scenario_option_the_scenario_does_not_use_is_an_error():
+    # VMAS itself only warns; a misspelt option would silently train another task.
+    with pytest.raises(TypeError, match="continous_actions.*not used"):
+        envs.make("vmas:navigation", num_envs=2, continous_actions=True)
