@@ -71,6 +71,7 @@ from benchmarks.runner import (
 )
 from benchmarks.stats import Interval
 from benchmarks.suites import Suite, Trial
+from benchmarks.versus import SUITE_GAMES, VERSUS_RANDOM_METRIC
 
 REPORT_FILE = "report.md"
 CSV_FILE = "results.csv"
@@ -352,7 +353,10 @@ def markdown_report(
     metrics = list(dict.fromkeys(r.metric for r in rows if r.seeds))
     what = {RETURN_METRIC: "final return (mean return of the last 100 episodes of each trial)",
             "test accuracy": "test accuracy (classification accuracy on the test split, at the "
-            "epoch of best validation accuracy)"}
+            "epoch of best validation accuracy)",
+            VERSUS_RANDOM_METRIC: "score vs random for two-player games ((wins + draws / 2) / "
+            f"games of the trained policy against a uniformly random player, {SUITE_GAMES} games, "
+            "seats alternated; 0.5 is random play)"}
     lines += ["## Results", "",
               "Score per environment: "
               + "; ".join(what.get(m, m) for m in metrics or [RETURN_METRIC])

@@ -68,7 +68,7 @@ from agents.ppo import CHECKPOINT, PPOConfig, previous_checkpoint, train
 from agents.presets import AGENTS, agent_config, is_agent_file, read_agent_file
 from agents.sb3 import SB3_ACTION_SPACES, SB3_AGENTS, SB3Config, sb3_config
 from agents.sb3 import train as train_sb3
-from benchmarks import tensorboard_views
+from benchmarks import tensorboard_views, versus
 from benchmarks.backends import Backend, Job, ProcessBackend
 from benchmarks.locking import TrialBusy, TrialLock
 from benchmarks.suites import Suite, Trial
@@ -598,6 +598,9 @@ def _train_trial(
                               **hooks)
             metrics = {**trained.metrics, "score": trained.metrics.get("final_return"),
                        "metric": RETURN_METRIC}
+            if isinstance(config, PPOConfig) and versus.is_two_player_game(config):
+                # Self-play's mean return is 0 whoever wins: score the policy against random.
+                metrics.update(versus.score_against_random(logdir, seed=trial.seed))
     except (KeyboardInterrupt, TrialStopped):
         raise
     except Exception as err:  # noqa: BLE001 - isolate the trial; the traceback is kept
@@ -737,7 +740,7 @@ def describe(outcome: TrialOutcome) -> str:
     if outcome.status == "failed":
         return f"FAILED  {name} ({outcome.logdir}):\n{outcome.error}"
     r = outcome.result or {}
-    if r.get("metric", RETURN_METRIC) != RETURN_METRIC:
+    if is_graph_task(t.env_id):
         score = r.get("score")
         return (
             f"{'done' if outcome.status == 'done' else 'skipped (done before)'}  {name}: "
@@ -746,9 +749,14 @@ def describe(outcome: TrialOutcome) -> str:
             + f", {r.get('steps', 0):,} epochs, {r.get('wall_time_s', 0):.1f} s"
         )
     ret = r.get("final_return")
+    if r.get("metric", RETURN_METRIC) == RETURN_METRIC:
+        what = f"return {'n/a' if ret is None else f'{ret:.1f}'}"
+    else:  # e.g. a two-player game's score against random
+        score = r.get("score")
+        what = f"{r['metric']} {'n/a' if score is None else f'{score:.3f}'}"
     text = (
         f"{'done' if outcome.status == 'done' else 'skipped (done before)'}  {name}: "
-        f"return {'n/a' if ret is None else f'{ret:.1f}'}, {r.get('steps', 0):,} steps, "
+        f"{what}, {r.get('steps', 0):,} steps, "
         f"{r.get('sps', 0):,.0f} steps/s, {r.get('wall_time_s', 0):.1f} s"
     )
     if r.get("threshold_reached") is not None:

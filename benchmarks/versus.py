@@ -48,6 +48,10 @@ RANDOM = "random"
 MAX_COPIES = 128
 #: Steps after which an unfinished evaluation is an error (a game that never ends).
 MAX_STEPS = 100_000
+#: The metric of a two-player game's trials in a suite (see :func:`score_against_random`).
+VERSUS_RANDOM_METRIC = "score vs random"
+#: Games a suite trial plays against the random opponent when it has trained.
+SUITE_GAMES = 200
 
 
 # ---------------------------------------------------------------------------------- statistics
@@ -236,6 +240,36 @@ def play_versus(run_dir: str | Path, opponent: str | Path = RANDOM, games: int =
         env.close()
     return {"run_dir": str(run_dir), "env_id": config.env_id, "opponent": str(opponent),
             **result}
+
+
+def is_two_player_game(config: PPOConfig) -> bool:
+    """Whether ``config``'s environment is a turn-based game of two players (one copy is built
+    to tell)."""
+    import envs
+
+    if ":" not in config.env_id:  # native and Gymnasium ids are never turn-based
+        return False
+    env = envs.make(config.env_id, num_envs=1, **config.env_kwargs)
+    try:
+        return bool(getattr(env, "turn_based", False)) and env.num_agents == 2
+    finally:
+        env.close()
+
+
+def score_against_random(run_dir: str | Path, seed: int = 0,
+                         games: int = SUITE_GAMES) -> dict[str, Any]:
+    """What a suite records for a trial on a two-player game: the trained policy against the
+    uniformly random opponent, ``games`` games with the seats alternated.
+
+    The mean return of self-play says nothing (a zero-sum game's is 0 whoever wins), so the
+    trial's ``score`` becomes ``(wins + draws / 2) / games`` under the metric
+    :data:`VERSUS_RANDOM_METRIC` (0.5: no better than random), with the counts beside it.
+    """
+    total = play_versus(run_dir, RANDOM, games=games, seed=seed)["seats"]["total"]
+    return {"score": total["score"], "metric": VERSUS_RANDOM_METRIC,
+            "versus_random": {key: total[key] for key in
+                              ("games", "wins", "draws", "losses", "win_rate", "draw_rate",
+                               "loss_rate")}}
 
 
 def _run_config(run_dir: Path) -> PPOConfig:

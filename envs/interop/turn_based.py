@@ -91,6 +91,9 @@ class AECToBatched(MultiAgentBatchedEnv):
             Box, Discrete, MultiDiscrete, MultiBinary (or a Dict of these).
     """
 
+    #: Agents take turns (one acts per step); ``benchmarks.versus`` plays such games.
+    turn_based = True
+
     description = "A third-party PettingZoo AEC (turn-based) env, stepped in numpy on the CPU."
 
     def __init__(

@@ -111,3 +111,25 @@ def test_self_play_beats_random(tmp_path):
     train(config, logdir=tmp_path / "run")
     result = play_versus(tmp_path / "run", games=200)
     assert result["seats"]["total"]["score"] > 0.7, format_table(result)
+
+
+def test_a_suite_trial_on_a_two_player_game_is_scored_against_random(tmp_path):
+    # Self-play's mean return is 0 whoever wins; the suite's score must be the games won.
+    from benchmarks.runner import describe, run_trial
+    from benchmarks.suites import Trial
+
+    config = PPOConfig(env_id=TICTACTOE, num_envs=4, num_steps=8, total_steps=64, device="cpu",
+                       num_minibatches=1, update_epochs=1)
+    outcome = run_trial(Trial(TICTACTOE, "mappo", 0, steps=64), config, tmp_path / "game")
+    result = outcome.result
+    assert outcome.status == "done" and result["metric"] == "score vs random"
+    counts = result["versus_random"]
+    assert counts["games"] == 200 and counts["wins"] + counts["draws"] + counts["losses"] == 200
+    assert result["score"] == pytest.approx((counts["wins"] + counts["draws"] / 2) / 200)
+    assert "score vs random" in describe(outcome) and "64 steps" in describe(outcome)
+    # a cooperative multi-agent task keeps its return
+    coop = PPOConfig(env_id="umbra/CooperativeNavigation-v0", num_envs=2, num_steps=8,
+                     total_steps=32, device="cpu", num_minibatches=1, update_epochs=1)
+    other = run_trial(Trial("umbra/CooperativeNavigation-v0", "mappo", 0, steps=32), coop,
+                      tmp_path / "coop")
+    assert other.result["metric"] == "return" and "versus_random" not in other.result
