@@ -28,6 +28,8 @@ None of them may loop over copies in Python or synchronise with the device (no `
 from __future__ import annotations
 
 import math
+import os
+import re
 from typing import Any
 
 import gymnasium as gym
@@ -466,6 +468,59 @@ def rows_where(mask: torch.Tensor, limit: int = 8) -> str:
     return ", ".join(map(str, rows[:limit])) + (", ..." if len(rows) > limit else "")
 
 
+_AGENT_NUMBER = re.compile(r"_\d+$")
+
+
+def group_agents(
+    observation_spaces: dict[str, gym.Space], action_spaces: dict[str, gym.Space]
+) -> dict[str, list[str]]:
+    """The agents with identical observation and action spaces, grouped; how every env groups.
+
+    Groups come in the order of their first agent, agents in the order of the dicts (the env's
+    ``possible_agents``). A group's name is the common prefix of its agents' names once a last
+    ``_<digits>`` is removed, without a trailing ``_`` or ``-`` (``adversary_0, adversary_1 ->
+    "adversary"``, ``agent_0 -> "agent"``); ``"group"`` when that prefix is empty (``bob_0,
+    alice_0``). A name already taken gets ``_1``, ``_2``, ... (``agent``, ``agent_1``).
+
+    Args:
+        observation_spaces: Each agent's own observation space, keyed by agent name.
+        action_spaces: Each agent's own action space, with the same keys in the same order.
+
+    Returns:
+        Group name -> the names of its agents.
+
+    Raises:
+        ValueError: the two dicts do not name the same agents in the same order.
+    """
+    agents = list(observation_spaces)
+    if list(action_spaces) != agents:
+        raise ValueError(
+            f"observation and action spaces must name the same agents in the same order, got "
+            f"{agents} and {list(action_spaces)}"
+        )
+    members: list[list[str]] = []
+    keys: list[tuple[gym.Space, gym.Space]] = []
+    for agent in agents:
+        key = (observation_spaces[agent], action_spaces[agent])
+        for i, other in enumerate(keys):
+            if other[0] == key[0] and other[1] == key[1]:
+                members[i].append(agent)
+                break
+        else:
+            keys.append(key)
+            members.append([agent])
+    groups: dict[str, list[str]] = {}
+    for names in members:
+        stems = [_AGENT_NUMBER.sub("", name) for name in names]
+        base = os.path.commonprefix(stems).rstrip("_-") or "group"
+        name, suffix = base, 0
+        while name in groups:
+            suffix += 1
+            name = f"{base}_{suffix}"
+        groups[name] = names
+    return groups
+
+
 class MultiAgentBatchedEnv(BatchedEnv):
     """Base class of the multi-agent environments: the batched contract with an agent axis.
 
@@ -503,6 +558,30 @@ class MultiAgentBatchedEnv(BatchedEnv):
       behaves as documented by the task.
 
     ``info`` of ``reset`` holds ``state``, ``agent_mask``, ``acting`` (and ``action_mask``).
+
+    Heterogeneous agents (docs/architecture.md, "Heterogeneous agents"): agents may have
+    different spaces; they are then shown in one padded batch, with the facts that undo the
+    padding:
+
+    - ``agent_observation_spaces`` and ``agent_action_spaces``: each agent's OWN (unpadded)
+      spaces, ``dict[str, gym.Space]`` keyed by ``possible_agents``; by default (homogeneous
+      tasks) every agent maps to ``single_observation_space`` / ``single_action_space``.
+    - ``groups``: ``dict[str, list[str]]``, the agents with identical observation and action
+      spaces (:func:`group_agents`); one group of everyone for homogeneous tasks.
+      ``group_index``: ``[A]`` int64 on ``device``, each agent's group number in ``groups`` order.
+    - Padded observations: when the agents' observation spaces differ, ``single_observation_space``
+      is a flat float32 Box of the largest flattened size and each agent's observation is
+      flattened and zero-padded at the end; ``observation_mask`` ``[A, obs_size]`` bool is true
+      where an agent's own entries are (``observation_mask[a].sum()`` is its flattened size). By
+      default (one observation space) it is all true, ``[A, *obs_shape]``; ``None`` for Dict
+      observations (which cannot be padded: heterogeneous Dicts are a ``TypeError``).
+    - Padded actions: ``Discrete`` spaces of different ``n`` become ``Discrete(max n)`` with
+      ``has_action_mask = True`` and an ``action_mask`` that forbids the actions an agent lacks
+      (and whatever the env forbids); ``Box`` spaces of different sizes become one Box of the
+      largest size whose extra entries are ignored (each agent's action is sliced and clipped to
+      its own box). Discrete for some agents and Box for others is a ``TypeError``.
+    - ``state`` is the env's own global state where it has one; where an adapter builds it by
+      concatenating observations, it concatenates the padded ones (``[A * obs_size]``).
 
     To write a task, subclass this, set ``single_observation_space``, ``single_action_space``,
     ``state_space`` and ``max_episode_steps`` and call ``super().__init__(num_agents, num_envs,
@@ -601,6 +680,67 @@ class MultiAgentBatchedEnv(BatchedEnv):
             "agent_episode_return": self._episode_return.clone(),
             "episode_length": self._episode_length.clone(),
         }
+
+    # ------------------------------------------------------------------ heterogeneous agents
+    @property
+    def agent_observation_spaces(self) -> dict[str, gym.Space]:
+        """Each agent's own (unpadded) observation space, keyed by ``possible_agents``."""
+        own = getattr(self, "_agent_observation_spaces", None)
+        if own is not None:
+            return own
+        return dict.fromkeys(self.possible_agents, self.single_observation_space)
+
+    @agent_observation_spaces.setter
+    def agent_observation_spaces(self, value: dict[str, gym.Space]) -> None:
+        self._agent_observation_spaces = dict(value)
+
+    @property
+    def agent_action_spaces(self) -> dict[str, gym.Space]:
+        """Each agent's own (unpadded) action space, keyed by ``possible_agents``."""
+        own = getattr(self, "_agent_action_spaces", None)
+        if own is not None:
+            return own
+        return dict.fromkeys(self.possible_agents, self.single_action_space)
+
+    @agent_action_spaces.setter
+    def agent_action_spaces(self, value: dict[str, gym.Space]) -> None:
+        self._agent_action_spaces = dict(value)
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        """Agents with identical own spaces, by group name (:func:`group_agents`)."""
+        return group_agents(self.agent_observation_spaces, self.agent_action_spaces)
+
+    @property
+    def group_index(self) -> torch.Tensor:
+        """Each agent's group number (in ``groups`` order), ``[A]`` int64 on ``device``."""
+        groups = self.groups
+        key = tuple(tuple(members) for members in groups.values())
+        cached = getattr(self, "_group_index", None)
+        if cached is None or cached[0] != key:
+            number = {agent: g for g, members in enumerate(key) for agent in members}
+            index = torch.tensor([number[agent] for agent in self.possible_agents],
+                                 dtype=torch.int64, device=self.device)
+            self._group_index = cached = (key, index)
+        return cached[1]
+
+    @property
+    def observation_mask(self) -> torch.Tensor | None:
+        """Where each agent's own observation entries are, ``[A, obs_size]`` bool on ``device``.
+
+        All true ``[A, *obs_shape]`` unless the adapter padded the observations; ``None`` for
+        Dict observations.
+        """
+        mask = getattr(self, "_observation_mask", None)
+        if mask is None and not isinstance(self.single_observation_space, gym.spaces.Dict):
+            shape = (self.num_agents, *self.single_observation_space.shape)
+            mask = torch.ones(shape, dtype=torch.bool, device=self.device)
+            self._observation_mask = mask
+        return mask
+
+    @observation_mask.setter
+    def observation_mask(self, value: torch.Tensor) -> None:
+        self._observation_mask = value
 
     def __repr__(self) -> str:
         return (

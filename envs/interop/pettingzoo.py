@@ -25,6 +25,13 @@ from pettingzoo import ParallelEnv
 
 from envs.core import MultiAgentBatchedEnv, Obs, check_finite, resolve_device, torch_dtype
 from envs.interop._convert import actions_to_tensor, copy_at, to_numpy, to_tensor, torch_space
+from envs.interop.agent_padding import (
+    ActionPadding,
+    ObservationPadding,
+    pad_action,
+    unpad_action_mask,
+    unpad_observation,
+)
 from envs.registry import registered_gym_spec
 
 __all__ = ["BatchedToParallelEnv", "PettingZooToBatched"]
@@ -100,11 +107,12 @@ class BatchedToParallelEnv(ParallelEnv):
         }
         self.state_space = batched.state_space
         # One space object per agent, so that seeding one agent's space leaves the others alone.
+        # Each agent's own (unpadded) spaces, the ones its observations and actions use here.
         self._observation_spaces = {
-            agent: copy.deepcopy(batched.single_observation_space) for agent in self.possible_agents
+            agent: copy.deepcopy(space) for agent, space in batched.agent_observation_spaces.items()
         }
         self._action_spaces = {
-            agent: copy.deepcopy(batched.single_action_space) for agent in self.possible_agents
+            agent: copy.deepcopy(space) for agent, space in batched.agent_action_spaces.items()
         }
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
         self._default = _default_action(batched.single_action_space)
@@ -128,14 +136,23 @@ class BatchedToParallelEnv(ParallelEnv):
     def _split(self, obs: Obs, agents: Sequence[str]) -> dict[str, Any]:
         space = self.batched.single_observation_space
         batch = to_numpy(self.batched.observation_space, obs)
-        return {agent: copy_at(space, copy_at(space, batch, 0), self._index[agent])
-                for agent in agents}
+        return {
+            agent: unpad_observation(
+                self._observation_spaces[agent], space,
+                copy_at(space, copy_at(space, batch, 0), self._index[agent]))
+            for agent in agents
+        }
 
     def _infos(self, info: dict[str, Any], agents: Sequence[str]) -> dict[str, dict[str, Any]]:
         if "action_mask" not in info:
             return {agent: {} for agent in agents}
         mask = info["action_mask"][0].cpu().numpy().astype(np.int8)
-        return {agent: {"action_mask": mask[self._index[agent]].copy()} for agent in agents}
+        space = self.batched.single_action_space
+        return {
+            agent: {"action_mask": unpad_action_mask(
+                self._action_spaces[agent], space, mask[self._index[agent]]).copy()}
+            for agent in agents
+        }
 
     def _start(self, obs: Obs, info: dict[str, Any]) -> tuple[dict, dict]:
         alive = info["agent_mask"][0].cpu().numpy()
@@ -208,8 +225,16 @@ class BatchedToParallelEnv(ParallelEnv):
             if agent not in actions:
                 rows.append(torch.as_tensor(self._default, dtype=torch_dtype(space)))
                 continue
+            own = self._action_spaces[agent]
             try:
-                rows.append(actions_to_tensor(space, actions[agent], (), torch.device("cpu")))
+                action = actions_to_tensor(own, actions[agent], (), torch.device("cpu"))
+                if own != space:
+                    if not own.contains(action.numpy().astype(own.dtype)):
+                        raise ValueError(f"actions for {own} must lie in the space, got "
+                                         f"{actions[agent]}")
+                    action = torch.as_tensor(pad_action(own, space, action.numpy()),
+                                             dtype=torch_dtype(space))
+                rows.append(action)
             except (TypeError, ValueError) as err:
                 raise type(err)(f"action for {agent}: {err}") from None
         tensor = torch.stack(rows)[None].to(self.batched.device)
@@ -298,6 +323,15 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
         self.max_episode_steps = None
         super().__init__(len(self._agent_names), len(self.envs), resolved, debug=True)
         self.possible_agents = list(self._agent_names)
+        self.agent_observation_spaces = dict(
+            zip(self._agent_names, self._own_observation_spaces, strict=True))
+        self.agent_action_spaces = dict(
+            zip(self._agent_names, self._own_action_spaces, strict=True))
+        if self._obs_padding.mask is not None:
+            self.observation_mask = self._obs_padding.mask.to(self.device)
+        # The actions each agent has, [A, n] (all true without action padding).
+        self._static_action_mask = torch.ones(1, dtype=torch.bool, device=self.device) \
+            if self._act_padding.mask is None else self._act_padding.mask.to(self.device)
         self._agents_alive = np.zeros((self.num_envs, self.num_agents), dtype=bool)
 
     def _build_spaces(self) -> None:
@@ -309,25 +343,17 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
                     f"the copies disagree on possible_agents: {self._agent_names} and "
                     f"{list(par_env.possible_agents)}"
                 )
-        obs_space = first.observation_space(self._agent_names[0])
-        act_space = first.action_space(self._agent_names[0])
-        for agent in self._agent_names[1:]:
-            if first.observation_space(agent) != obs_space:
-                raise TypeError(
-                    f"{agent} has observation space {first.observation_space(agent)}, "
-                    f"{self._agent_names[0]} has {obs_space}: batching needs one space for all "
-                    "agents (pad them, e.g. supersuit.pad_observations_v0)"
-                )
-            if first.action_space(agent) != act_space:
-                raise TypeError(
-                    f"{agent} has action space {first.action_space(agent)}, "
-                    f"{self._agent_names[0]} has {act_space}: batching needs one space for all "
-                    "agents (pad them, e.g. supersuit.pad_action_space_v0)"
-                )
+        own_obs = [torch_space(first.observation_space(agent)) for agent in self._agent_names]
+        own_act = [first.action_space(agent) for agent in self._agent_names]
+        for space in own_act:
+            torch_space(space)  # unsupported action spaces fail here
+        self._own_observation_spaces, self._own_action_spaces = own_obs, own_act
+        self._obs_padding = ObservationPadding(self._agent_names, own_obs)
+        self._act_padding = ActionPadding(self._agent_names, own_act)
+        obs_space = self._obs_padding.single_space
         self._gym_observation_space = obs_space
-        self.single_observation_space = torch_space(obs_space)
-        self.single_action_space = act_space
-        torch_space(act_space)  # unsupported action spaces fail here
+        self.single_observation_space = obs_space
+        self.single_action_space = self._act_padding.single_space
         native_state = getattr(first, "state_space", None)
         self._native_state = isinstance(native_state, spaces.Box)
         if self._native_state:
@@ -341,14 +367,20 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
                     dtype=flat.dtype,
                 )
             )
-        self.has_action_mask = (
-            isinstance(obs_space, spaces.Dict) and "action_mask" in obs_space.spaces
-        )
+        self._obs_masks = isinstance(obs_space, spaces.Dict) and "action_mask" in obs_space.spaces
+        self.has_action_mask = self._obs_masks or self._act_padding.has_mask
 
     # ------------------------------------------------------------------ conversions
     def _stack(self, per_copy: list[dict[str, Any]]) -> Any:
         """Numpy batch ``[N, A, ...]`` of agent-keyed observations; absent agents are zeros."""
         space = self._gym_observation_space
+        if self._obs_padding.padded:
+            pad, zero = self._obs_padding.pad, np.zeros(self._obs_padding.size, np.float32)
+            return np.stack([
+                np.stack([pad(j, obs[agent]) if agent in obs else zero
+                          for j, agent in enumerate(self._agent_names)])
+                for obs in per_copy
+            ])
         zero = copy_at(space, gym.vector.utils.create_empty_array(space, 1), 0)
         items = [obs.get(agent, zero) for obs in per_copy for agent in self._agent_names]
         out = gym.vector.utils.create_empty_array(space, len(items))
@@ -361,6 +393,8 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
     def _state_of(self, par_env: ParallelEnv, obs: dict[str, Any]) -> np.ndarray:
         if self._native_state:
             return np.asarray(par_env.state(), dtype=np.float32)
+        if self._obs_padding.padded:  # the padded observations, concatenated
+            return self._stack([obs]).reshape(-1)
         space = self._gym_observation_space
         zero = np.zeros(spaces.flatdim(space), dtype=np.float32)
         return np.concatenate([
@@ -383,7 +417,10 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
     def _with_masks(self, info: dict[str, Any], obs: Obs) -> dict[str, Any]:
         info["acting"] = info["agent_mask"].clone()  # every present agent acts
         if self.has_action_mask:
-            self._last_action_mask = obs["action_mask"].to(torch.bool)
+            mask = self._static_action_mask
+            if self._obs_masks:
+                mask = obs["action_mask"].to(torch.bool) & mask
+            self._last_action_mask = mask.expand(self.num_envs, *mask.shape[-2:]).clone()
             info["action_mask"] = self._last_action_mask
         return info
 
@@ -431,7 +468,11 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
         observations, final_observations, states, final_states = [], [], [], []
         for i, par_env in enumerate(self.envs):
             live = [agent for agent in self._agent_names if agent in par_env.agents]
-            step_actions = {agent: np_actions[i, self._agent_names.index(agent)] for agent in live}
+            unpad = self._act_padding.unpad
+            step_actions = {
+                agent: unpad(j, np_actions[i, j])
+                for j, agent in enumerate(self._agent_names) if agent in live
+            }
             obs, reward, term, trunc, _ = par_env.step(step_actions)
             for j, agent in enumerate(self._agent_names):
                 rewards[i, j] = float(reward.get(agent, 0.0))

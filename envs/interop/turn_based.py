@@ -20,6 +20,7 @@ from pettingzoo import AECEnv
 
 from envs.core import MultiAgentBatchedEnv, Obs, check_finite, resolve_device
 from envs.interop._convert import copy_at, to_tensor, torch_space
+from envs.interop.agent_padding import ActionPadding, ObservationPadding
 
 __all__ = ["AECToBatched"]
 
@@ -123,6 +124,12 @@ class AECToBatched(MultiAgentBatchedEnv):
         self.max_episode_steps = None
         super().__init__(len(self._agent_names), len(self.envs), resolved, debug=True)
         self.possible_agents = list(self._agent_names)
+        self.agent_observation_spaces = dict(
+            zip(self._agent_names, self._own_observation_spaces, strict=True))
+        self.agent_action_spaces = dict(
+            zip(self._agent_names, self._own_action_spaces, strict=True))
+        if self._obs_padding.mask is not None:
+            self.observation_mask = self._obs_padding.mask.to(self.device)
         self._index = {agent: i for i, agent in enumerate(self._agent_names)}
         self._last_action_mask: torch.Tensor | None = None
 
@@ -136,40 +143,44 @@ class AECToBatched(MultiAgentBatchedEnv):
                     f"the copies disagree on possible_agents: {self._agent_names} and "
                     f"{list(aec_env.possible_agents)}"
                 )
-        name0 = self._agent_names[0]
-        obs_space, act_space = first.observation_space(name0), first.action_space(name0)
-        for agent in self._agent_names[1:]:
-            for what, space, own in (("observation", obs_space, first.observation_space(agent)),
-                                     ("action", act_space, first.action_space(agent))):
-                if own != space:
-                    raise TypeError(
-                        f"{agent} has {what} space {own}, {name0} has {space}: batching needs "
-                        f"one space for all agents (pad them, e.g. supersuit.pad_{what}"
-                        f"{'s' if what == 'observation' else '_space'}_v0)"
-                    )
-        if not isinstance(act_space, spaces.Discrete):
-            raise TypeError(
-                f"AECToBatched needs a Discrete action space (as the classic board games have), "
-                f"got {act_space}"
-            )
-        self.single_action_space = act_space
-        self._gym_observation_space = obs_space
-        self._classic = isinstance(obs_space, spaces.Dict) and \
-            set(obs_space.spaces) == {_OBSERVATION, _ACTION_MASK}
+        gym_obs = [first.observation_space(agent) for agent in self._agent_names]
+        own_act = [first.action_space(agent) for agent in self._agent_names]
+        for agent, space in zip(self._agent_names, own_act, strict=True):
+            if not isinstance(space, spaces.Discrete):
+                raise TypeError(
+                    f"AECToBatched needs Discrete action spaces (as the classic board games "
+                    f"have), got {space} for {agent}"
+                )
+        self._gym_observation_spaces = gym_obs
+        self._classic = all(
+            isinstance(space, spaces.Dict) and set(space.spaces) == {_OBSERVATION, _ACTION_MASK}
+            for space in gym_obs
+        )
         if self._classic:
-            flat = spaces.flatten_space(obs_space[_OBSERVATION])
-            self.single_observation_space = spaces.Box(
-                flat.low.astype(np.float32), flat.high.astype(np.float32), dtype=np.float32
-            )
+            own_obs = []
+            for space in gym_obs:
+                flat = spaces.flatten_space(space[_OBSERVATION])
+                own_obs.append(spaces.Box(flat.low.astype(np.float32),
+                                          flat.high.astype(np.float32), dtype=np.float32))
         else:
-            self.single_observation_space = torch_space(obs_space)
+            own_obs = [torch_space(space) for space in gym_obs]
+        self._own_observation_spaces, self._own_action_spaces = own_obs, own_act
+        self._obs_padding = ObservationPadding(self._agent_names, own_obs)
+        self._act_padding = ActionPadding(self._agent_names, own_act)
+        self.single_action_space = self._act_padding.single_space
+        self.single_observation_space = self._obs_padding.single_space
+        obs_space = gym_obs[0]
         # What the masks and the state look like can only be seen on a started game.
         first.reset()
         mover = first.agent_selection
         obs_mask = isinstance(obs_space, spaces.Dict) and _ACTION_MASK in obs_space.spaces
         info_mask = _ACTION_MASK in (first.infos.get(mover) or {})
         self._mask_source = "obs" if obs_mask else "info" if info_mask else None
-        self.has_action_mask = self._mask_source is not None
+        # Agents with fewer actions than the padded space need masks even without the env's.
+        self.has_action_mask = self._mask_source is not None or self._act_padding.has_mask
+        n = self.single_action_space.n
+        self._own_actions = np.ones((len(self._agent_names), n), dtype=bool) \
+            if self._act_padding.mask is None else self._act_padding.mask.numpy()
         try:
             probe = np.asarray(first.state(), dtype=np.float32)
             self._native_state = True
@@ -196,20 +207,27 @@ class AECToBatched(MultiAgentBatchedEnv):
     def _observe_copy(self, i: int) -> list[Any]:
         """Every agent's observation in copy ``i`` (zeros for agents that have left)."""
         aec_env = self.envs[i]
-        return [self._convert(aec_env.observe(agent)) if agent in aec_env.agents else None
-                for agent in self._agent_names]
+        return [self._convert(j, aec_env.observe(agent)) if agent in aec_env.agents else None
+                for j, agent in enumerate(self._agent_names)]
 
-    def _convert(self, obs: Any) -> Any:
+    def _convert(self, j: int, obs: Any) -> Any:
+        """Agent ``j``'s observation as the batch holds it (observation part, padded)."""
         if self._classic:
-            sub = self._gym_observation_space[_OBSERVATION]
-            return spaces.flatten(sub, obs[_OBSERVATION]).astype(np.float32)
+            sub = self._gym_observation_spaces[j][_OBSERVATION]
+            obs = spaces.flatten(sub, obs[_OBSERVATION]).astype(np.float32)
+        if self._obs_padding.padded:
+            return self._obs_padding.pad(j, obs)
         return obs
 
-    def _mover_mask(self, i: int, raw_mask: Any) -> np.ndarray:
-        """The row of ``action_masks`` for copy ``i``'s mover (all True without env masks)."""
-        if raw_mask is None:
-            return np.ones(self.single_action_space.n, dtype=bool)
-        return np.asarray(raw_mask).astype(bool).reshape(self.single_action_space.n)
+    def _mover_mask(self, i: int, mover: int, raw_mask: Any) -> np.ndarray:
+        """The row of ``action_masks`` for copy ``i``'s mover (agent index ``mover``): the env's
+        mask, padded with False, and only the actions the agent has (all of them without env
+        masks)."""
+        own = self._own_actions[mover].copy()
+        if raw_mask is not None:
+            n = self._own_action_spaces[mover].n
+            own[:n] &= np.asarray(raw_mask).astype(bool).reshape(n)
+        return own
 
     def _raw_mask(self, i: int) -> Any:
         aec_env = self.envs[i]
@@ -244,7 +262,8 @@ class AECToBatched(MultiAgentBatchedEnv):
     # ------------------------------------------------------------------ batching
     def _stack(self, per_copy: list[list[Any]]) -> Obs:
         """Tensor batch ``[N, A, ...]`` of the per-agent observations (None: zeros)."""
-        space = self.single_observation_space if self._classic else self._gym_observation_space
+        space = self.single_observation_space if self._classic or self._obs_padding.padded \
+            else self._gym_observation_spaces[0]
         zero = copy_at(space, gym.vector.utils.create_empty_array(space, 1), 0)
         items = [zero if obs is None else obs for row in per_copy for obs in row]
         out = gym.vector.utils.create_empty_array(space, len(items))
@@ -260,7 +279,8 @@ class AECToBatched(MultiAgentBatchedEnv):
         if self._native_state:
             return np.asarray(self.envs[i].state(), dtype=np.float32).reshape(
                 self.state_space.shape)
-        space = self.single_observation_space if self._classic else self._gym_observation_space
+        space = self.single_observation_space if self._classic or self._obs_padding.padded \
+            else self._gym_observation_spaces[0]
         width = spaces.flatdim(space)
         return np.concatenate([
             np.zeros(width, dtype=np.float32) if obs is None
@@ -273,13 +293,13 @@ class AECToBatched(MultiAgentBatchedEnv):
         n, a = self.num_envs, self.num_agents
         acting = np.zeros((n, a), dtype=bool)
         alive = np.zeros((n, a), dtype=bool)
-        masks = np.ones((n, a, self.single_action_space.n), dtype=bool)
+        masks = np.repeat(self._own_actions[None], n, axis=0)
         for i, aec_env in enumerate(self.envs):
             alive[i] = [agent in aec_env.agents for agent in self._agent_names]
             if aec_env.agents:
                 mover = self._index[aec_env.agent_selection]
                 acting[i, mover] = True
-                masks[i, mover] = self._mover_mask(i, self._raw_mask(i))
+                masks[i, mover] = self._mover_mask(i, mover, self._raw_mask(i))
         info = {"agent_mask": self._tensor(alive, torch.bool),
                 "acting": self._tensor(acting, torch.bool)}
         if self.has_action_mask:
@@ -334,7 +354,7 @@ class AECToBatched(MultiAgentBatchedEnv):
         truncated = np.zeros(n, dtype=bool)
         observations, final_observations, states, final_states = [], [], [], []
         for i, aec_env in enumerate(self.envs):
-            aec_env.step(np_actions[i, movers[i]])
+            aec_env.step(int(self._act_padding.unpad(movers[i], np_actions[i, movers[i]])))
             self._add_rewards(i, rewards[i])
             over = self._game_over(i)
             if over:  # the last observations, before the dead steps remove the agents
@@ -373,7 +393,7 @@ class AECToBatched(MultiAgentBatchedEnv):
         start = int(self.single_action_space.start)
         for i, mover in enumerate(movers):
             action = int(np_actions[i, mover])
-            legal = self._mover_mask(i, self._raw_mask(i))
+            legal = self._mover_mask(i, mover, self._raw_mask(i))
             if not legal[action - start]:
                 allowed = (np.flatnonzero(legal) + start).tolist()
                 raise ValueError(

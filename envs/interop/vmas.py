@@ -17,9 +17,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from envs.core import MultiAgentBatchedEnv, Obs, check_int, check_num_envs, resolve_device
+from envs.interop.agent_padding import ActionPadding, ObservationPadding
 
 try:
     import vmas
@@ -234,12 +234,17 @@ class VmasToBatched(MultiAgentBatchedEnv):
         names = [agent.name for agent in self.env.agents]
         if len(set(names)) == len(names):
             self.possible_agents = names
-        self.observation_mask = self._observation_mask.to(self.device)
-        self._static_action_mask = self._static_action_mask.to(self.device)
-        self._agent_low = self._agent_low.to(self.device)
-        self._agent_high = self._agent_high.to(self.device)
-        if self._action_limit is not None:
-            self._action_limit = self._action_limit.to(self.device)
+        self.agent_observation_spaces = dict(
+            zip(self.possible_agents, self._own_observation_spaces, strict=True))
+        self.agent_action_spaces = dict(
+            zip(self.possible_agents, self._own_action_spaces, strict=True))
+        mask = self._obs_padding.mask
+        self.observation_mask = (
+            mask.to(self.device) if mask is not None
+            else torch.ones(self.num_agents, self._obs_size, dtype=torch.bool, device=self.device)
+        )
+        if self.has_action_mask:
+            self._static_action_mask = self._act_padding.mask.to(self.device)
         if isinstance(scenario, str) and scenario in POSITION_FIRST_SCENARIOS and \
                 self.env.world.dim_p == 2:
             self.agent_position_slice = (0, 2)
@@ -247,91 +252,46 @@ class VmasToBatched(MultiAgentBatchedEnv):
 
     # ------------------------------------------------------------------ spaces
     def _build_observation_spaces(self) -> None:
-        sizes = []
+        names, own = [], []
         for agent, space in zip(self.env.agents, self.env.observation_space, strict=True):
             if not hasattr(space, "shape") or space.shape is None or hasattr(space, "spaces"):
                 raise TypeError(
                     f"VMAS agent {agent.name} has observation space {space}: VmasToBatched "
                     "supports tensor (Box) observations only"
                 )
-            sizes.append(int(np.prod(space.shape)))
-        self._obs_sizes = sizes
-        self._obs_size = max(sizes)
-        self._pad_obs = any(size != self._obs_size for size in sizes)
-        self._observation_mask = torch.arange(self._obs_size)[None] < torch.tensor(sizes)[:, None]
-        self.single_observation_space = gym.spaces.Box(
-            -np.inf, np.inf, (self._obs_size,), np.float32
-        )
+            size = int(np.prod(space.shape))
+            names.append(agent.name)
+            own.append(gym.spaces.Box(-np.inf, np.inf, (size,), np.float32))
+        # Observations are flattened and zero-padded as every adapter pads them.
+        self._obs_padding = ObservationPadding(names, own)
+        self._own_observation_spaces = own
+        self._obs_size = self._obs_padding.size
+        self.single_observation_space = self._obs_padding.single_space
         self.state_space = gym.spaces.Box(
-            -np.inf, np.inf, (len(sizes) * self._obs_size,), np.float32
+            -np.inf, np.inf, (len(own) * self._obs_size,), np.float32
         )
 
     def _build_action_space(self) -> None:
         """The one (padded) action space of every agent and what maps it back to each agent's."""
-        agent_spaces = list(self.env.action_space)
-        num_agents = len(agent_spaces)
-        self._action_limit: torch.Tensor | None = None
-        self._agent_low = self._agent_high = torch.zeros(0)
-        kind = type(agent_spaces[0]).__name__
-        if kind == "Box":
-            sizes = [int(space.shape[0]) for space in agent_spaces]
-            size = max(sizes)
-            low = np.full((num_agents, size), np.inf, dtype=np.float32)
-            high = np.full((num_agents, size), -np.inf, dtype=np.float32)
-            for i, space in enumerate(agent_spaces):
-                low[i, : sizes[i]], high[i, : sizes[i]] = space.low, space.high
-            widest_low = low.min(axis=0)
-            widest_high = high.max(axis=0)
-            # Entries an agent lacks are dropped: their per-agent bounds can be anything.
-            self._agent_low = torch.from_numpy(np.where(np.isinf(low), widest_low, low))
-            self._agent_high = torch.from_numpy(np.where(np.isinf(high), widest_high, high))
-            self._action_sizes = sizes
-            self.single_action_space = gym.spaces.Box(widest_low, widest_high, dtype=np.float32)
-            self._static_action_mask = torch.ones(num_agents, 0, dtype=torch.bool)
-        elif kind == "Discrete":
-            ns = [int(space.n) for space in agent_spaces]
-            n = max(ns)
-            self._action_sizes = [1] * num_agents
-            self.single_action_space = gym.spaces.Discrete(n)
-            self._static_action_mask = torch.arange(n)[None] < torch.tensor(ns)[:, None]
-            if min(ns) < n:
-                self._action_limit = torch.tensor(ns)
-        elif kind == "MultiDiscrete":
-            nvecs = [[int(v) for v in space.nvec] for space in agent_spaces]
-            length = max(len(nvec) for nvec in nvecs)
-            padded = torch.ones(num_agents, length, dtype=torch.int64)
-            for i, nvec in enumerate(nvecs):
-                padded[i, : len(nvec)] = torch.tensor(nvec)
-            widest = padded.max(dim=0).values
-            self._action_sizes = [len(nvec) for nvec in nvecs]
-            self.single_action_space = gym.spaces.MultiDiscrete(widest.numpy())
-            self._static_action_mask = torch.cat(
-                [torch.arange(int(k))[None] < padded[:, j, None] for j, k in enumerate(widest)],
-                dim=1,
-            )
-            if bool((padded != widest).any()):
-                self._action_limit = padded
-        else:
-            raise TypeError(f"unsupported VMAS action space {agent_spaces[0]}")
-        self.has_action_mask = not bool(self._static_action_mask.all())
+        own = [_gymnasium_space(space) for space in self.env.action_space]
+        if not isinstance(own[0], (gym.spaces.Box, gym.spaces.Discrete,
+                                   gym.spaces.MultiDiscrete)):
+            raise TypeError(f"unsupported VMAS action space {self.env.action_space[0]}")
+        self._own_action_spaces = own
+        self._act_padding = ActionPadding([agent.name for agent in self.env.agents], own)
+        self.single_action_space = self._act_padding.single_space
+        self.has_action_mask = self._act_padding.has_mask
 
     # ------------------------------------------------------------------ conversions
     def _observations(self, per_agent: list[torch.Tensor]) -> torch.Tensor:
         """VMAS's per-agent observations as one ``[N, A, obs_size]`` float32 tensor."""
-        flat = [obs.reshape(self.num_envs, -1) for obs in per_agent]
-        if self._pad_obs:
-            flat = [F.pad(obs, (0, self._obs_size - obs.shape[1])) for obs in flat]
-        return torch.stack(flat, dim=1).to(torch.float32)
+        return self._obs_padding.pad_tensors(per_agent)
 
     def _vmas_actions(self, actions: torch.Tensor) -> list[torch.Tensor]:
         """One ``[N, agent_action_size]`` slice per agent, each in that agent's own space."""
-        if self._continuous:
-            actions = torch.maximum(torch.minimum(actions, self._agent_high), self._agent_low)
-        elif self._action_limit is not None:  # an action the agent lacks acts as its action 0
-            actions = torch.where(actions < self._action_limit, actions, 0)
-        if actions.dim() == 2:  # Discrete: VMAS wants [N, 1]
-            return [actions[:, i, None] for i in range(self.num_agents)]
-        return [actions[:, i, :size] for i, size in enumerate(self._action_sizes)]
+        per_agent = self._act_padding.unpad_tensors(actions)
+        # Discrete: VMAS wants [N, 1]
+        return [action[:, None] if action.dim() == 1 else action for action in per_agent]
 
     # ------------------------------------------------------------------ the contract's pieces
     def _state(self) -> torch.Tensor:
@@ -400,6 +360,19 @@ class VmasToBatched(MultiAgentBatchedEnv):
             f"VmasToBatched({self.scenario_name}, num_envs={self.num_envs}, "
             f"num_agents={self.num_agents}, device={self.device})"
         )
+
+
+def _gymnasium_space(space: Any) -> gym.Space:
+    """A VMAS (OpenAI gym) action space as the gymnasium space of the same kind."""
+    kind = type(space).__name__
+    if kind == "Box":
+        return gym.spaces.Box(np.asarray(space.low, np.float32), np.asarray(space.high, np.float32),
+                              dtype=np.float32)
+    if kind == "Discrete":
+        return gym.spaces.Discrete(int(space.n))
+    if kind == "MultiDiscrete":
+        return gym.spaces.MultiDiscrete(np.asarray(space.nvec, dtype=np.int64))
+    return space
 
 
 def _check_seed(seed: Any) -> int:

@@ -257,14 +257,17 @@ def test_what_cannot_be_batched_is_a_clear_error():
             super().__init__()
             self._act_space = spaces.Box(0.0, 1.0, (2,), np.float32)
 
-    class Uneven(Countdown):
+    class UnevenDicts(Countdown):
+        # Different observation spaces are padded (tests/envs/test_heterogeneous.py); different
+        # Dicts cannot be.
         def observation_space(self, agent):
-            return spaces.Box(0.0, 10.0, (1 + (agent == "second"),), np.float32)
+            size = 1 + (agent == "second")
+            return spaces.Dict({"count": spaces.Box(0.0, 10.0, (size,), np.float32)})
 
     with pytest.raises(TypeError, match="Discrete action space"):
         AECToBatched([BoxActions])
-    with pytest.raises(TypeError, match="second has observation space"):
-        AECToBatched([Uneven])
+    with pytest.raises(TypeError, match="first has observation space Dict"):
+        AECToBatched([UnevenDicts])
     with pytest.raises(TypeError, match="AECEnv"):
         AECToBatched([lambda: object()])
     with pytest.raises(ValueError, match="env_fns is empty"):
