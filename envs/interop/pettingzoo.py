@@ -64,7 +64,10 @@ class BatchedToParallelEnv(ParallelEnv):
     this adapter; PettingZoo's ``parallel_to_aec`` of it is the AEC env. Dicts are keyed by the
     agent names of ``possible_agents``; observations are numpy arrays of the observation space's
     dtype, rewards Python floats, terminations and truncations Python bools. ``infos[agent]`` is
-    ``{}``, or ``{"action_mask": int8 array}`` for tasks with action masks. :meth:`state` is the
+    ``{}``, or ``{"action_mask": int8 array}`` for tasks with action masks. Each agent has its
+    own spaces (the batched env's ``agent_observation_spaces`` / ``agent_action_spaces``): a
+    padded batch is unpadded (docs/architecture.md, "Heterogeneous agents"), so that an agent's
+    observation, action and action mask are those of its own spaces. :meth:`state` is the
     global state of the copy, ``state_space`` its space.
 
     Agents leave ``agents`` when the episode ends (all of them at once) or when the batched
@@ -268,14 +271,23 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
     ``state``/``final_state``, ``agent_mask``, and episode statistics counted on ``device`` by the
     native environments' bookkeeping, :meth:`~envs.core.BatchedEnv._finish_step`).
 
-    - Agents: ``possible_agents`` of the wrapped env, fixed; every agent must have the same
-      observation and action space (pad heterogeneous ones first, e.g. with SuperSuit). An agent
-      that is absent at a step (not yet there, or gone) sees zeros, has ``agent_mask`` False and
-      gets reward 0; its action is dropped.
+    - Agents: ``possible_agents`` of the wrapped env, fixed. An agent that is absent at a step
+      (not yet there, or gone) sees zeros, has ``agent_mask`` False and gets reward 0; its
+      action is dropped.
+    - Heterogeneous agents (docs/architecture.md, "Heterogeneous agents"; mpe2's simple_tag,
+      simple_speaker_listener, ...) are padded into one batch: ``agent_observation_spaces`` and
+      ``agent_action_spaces`` are each agent's own (float64 boxes narrowed to float32);
+      different observation spaces become one flat float32 Box of the largest flattened size,
+      each observation zero-padded at the end (``observation_mask`` ``[A, obs_size]``);
+      ``Discrete`` actions of different ``n`` become ``Discrete(max n)`` with an
+      ``action_mask`` forbidding the actions an agent lacks (such an action is legal input and
+      acts as the agent's first action, ``start``); 1-D Boxes of different sizes become the
+      largest, each agent's action sliced and clipped to its own Box. ``groups`` and
+      ``group_index`` say which agents share their spaces.
     - A copy's episode ends when its ``agents`` list becomes empty; it counts as truncated if
       any agent that left at that step was truncated and none terminated, else as terminated.
     - State: the wrapped env's ``state()`` when it has a ``state_space``; otherwise the
-      concatenation of all agents' flattened observations.
+      concatenation of all agents' flattened (and padded) observations.
     - Observations: float64 boxes become float32, discrete spaces int64; a Dict observation
       with an ``"action_mask"`` key also gives ``info["action_mask"]`` and :meth:`action_masks`.
 
@@ -289,8 +301,10 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
 
     Raises:
         ValueError: ``env_fns`` is empty; copies disagree on ``possible_agents``.
-        TypeError: an entry is not callable or returns no ``ParallelEnv``; agents have different
-            spaces; a space is not one of Box, Discrete, MultiDiscrete, MultiBinary (or a Dict).
+        TypeError: an entry is not callable or returns no ``ParallelEnv``; a space is not one
+            of Box, Discrete, MultiDiscrete, MultiBinary (or a Dict); agents have different
+            Dict observation spaces, or action spaces that cannot be padded into one (Discrete
+            beside Box, MultiBinary of different sizes, Boxes of more than one dimension).
     """
 
     description = "A third-party PettingZoo ParallelEnv, stepped in numpy on the CPU."

@@ -36,17 +36,24 @@ class AECToBatched(MultiAgentBatchedEnv):
     autoreset per copy, ``final_obs``, ``state``/``final_state``, ``agent_mask``, episode
     statistics counted by the native environments' bookkeeping).
 
-    Agents: ``possible_agents`` of the wrapped env, fixed. All agents must share one observation
-    space and one ``Discrete`` action space.
+    Agents: ``possible_agents`` of the wrapped env, fixed; every agent has a ``Discrete`` action
+    space. Agents with different spaces are padded into one batch (docs/architecture.md,
+    "Heterogeneous agents"): ``agent_observation_spaces`` / ``agent_action_spaces`` are each
+    agent's own (for the classic games, the flattened ``"observation"`` part), ``groups`` and
+    ``group_index`` the agents with identical spaces.
 
     Observation Space: every agent's ``observe(agent)`` at every step, ``[N, A, ...]``, whoever
         is to move. A Dict of exactly ``"observation"`` and ``"action_mask"`` (the classic games)
         becomes its ``"observation"`` part flattened to a float32 Box; any other space is
         converted as :class:`~envs.interop.pettingzoo.PettingZooToBatched` does (float64 boxes
         to float32, Dicts kept). Agents no longer in the env's ``agents`` see zeros and have
-        ``agent_mask`` False.
+        ``agent_mask`` False. When the agents' (converted) spaces differ, each observation is
+        flattened to float32 and zero-padded to the largest size (``observation_mask``
+        ``[A, obs_size]`` marks each agent's own entries); different Dicts are a ``TypeError``.
 
-    Action Space: ``Discrete(n)`` per agent; ``step`` takes ``actions`` ``[N, A]`` int64.
+    Action Space: ``Discrete(n)`` per agent; ``step`` takes ``actions`` ``[N, A]`` int64. Agents
+        with different ``n`` share ``Discrete(max n)`` with ``has_action_mask`` True: the actions
+        an agent lacks are masked out (a mover playing one is the ``ValueError`` below).
 
     Turns: ``info["acting"]`` ``[N, A]`` bool (from ``reset`` and ``step``) marks, for the
         observation just returned, the agent whose action the next ``step`` applies (the env's
@@ -56,9 +63,10 @@ class AECToBatched(MultiAgentBatchedEnv):
 
     Action masks: ``has_action_mask`` is True when the env gives masks, in the Dict observation
         (``"action_mask"``) or in ``infos[agent]["action_mask"]``. ``info["action_mask"]`` and
-        :meth:`action_masks` are ``[N, A, n]`` bool: the mover's legal actions, and all True for
-        every agent that is not to move (a policy's categorical over an all-False mask would be
-        NaN). Without env masks there is no ``action_mask`` (every action is legal).
+        :meth:`action_masks` are ``[N, A, n]`` bool: the mover's legal actions, and all of its
+        own actions for every agent that is not to move (a policy's categorical over an
+        all-False mask would be NaN). Without env masks and with one action space there is no
+        ``action_mask`` (every action is legal).
 
     Rewards: ``[N, A]`` float32, each agent's reward of this batched step: the sum of the env's
         ``rewards`` dict read after every AEC ``step`` call the batched step makes (the mover's,
@@ -75,7 +83,7 @@ class AECToBatched(MultiAgentBatchedEnv):
 
     State: the env's ``state()`` (and ``state_space``, else an unbounded float32 Box of its
         shape) when the env implements it, else the concatenation of every agent's flattened
-        observation.
+        (and padded) observation.
 
     Seeding: ``reset(seed=s)`` seeds copy ``i`` with ``s + i`` and ``self.generator`` with
         ``s``; the same seed and actions give the same trajectories. Actions are always checked.
@@ -87,9 +95,10 @@ class AECToBatched(MultiAgentBatchedEnv):
 
     Raises:
         ValueError: ``env_fns`` is empty; copies disagree on ``possible_agents``.
-        TypeError: an entry is not callable or returns no ``AECEnv``; agents have different
-            spaces; the action space is not ``Discrete``; an observation space is not one of
-            Box, Discrete, MultiDiscrete, MultiBinary (or a Dict of these).
+        TypeError: an entry is not callable or returns no ``AECEnv``; an action space is not
+            ``Discrete`` (or the agents' starts differ); an observation space is not one of
+            Box, Discrete, MultiDiscrete, MultiBinary (or a Dict of these, the same for every
+            agent).
     """
 
     #: Agents take turns (one acts per step); ``benchmarks.versus`` plays such games.

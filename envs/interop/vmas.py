@@ -92,7 +92,11 @@ class VmasToBatched(MultiAgentBatchedEnv):
         ``possible_agents`` are VMAS's agent names (``agent.name``: ``"agent_0"``, ...,
         ``"speaker_0"``, ``"adversary_0"``), in VMAS's order; Umbra relies only on their order
         and uniqueness (a scenario with repeated names gets ``"agent_<i>"``). VMAS agents do not
-        die: ``info["agent_mask"]`` is all true.
+        die: ``info["agent_mask"]`` is all true. ``agent_observation_spaces`` (each agent's
+        flattened float32 Box) and ``agent_action_spaces`` (VMAS's spaces as gymnasium ones) are
+        each agent's own; ``groups`` and ``group_index`` the agents with identical spaces
+        (docs/architecture.md, "Heterogeneous agents"; padded by
+        :mod:`envs.interop.agent_padding`, as every adapter pads).
 
     Observation Space:
         A flat float32 ``Box(-inf, inf, (obs_size,))`` per agent: each agent's observation,
