@@ -137,6 +137,7 @@ class ActionPadding:
         self.mask: torch.Tensor | None = None
         self.sizes: list[int] = []
         self._limit: torch.Tensor | None = None  # Discrete: [A] n; MultiDiscrete: [A, L] nvec
+        self._device_tensors: dict[torch.device, tuple[torch.Tensor, ...]] = {}
         if not self.padded:
             self.single_space = self.agent_spaces[0]
             return
@@ -210,6 +211,16 @@ class ActionPadding:
         self.single_space = spaces.Box(widest_low, widest_high, dtype=np.float32)
         self._low_t, self._high_t = torch.from_numpy(self._low), torch.from_numpy(self._high)
 
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """The bounds (Box) or limits (discrete) on ``device``, copied there once."""
+        cache = self._device_tensors
+        if device not in cache:
+            if isinstance(self.single_space, spaces.Box):
+                cache[device] = (self._low_t.to(device), self._high_t.to(device))
+            else:
+                cache[device] = ((self._limit + self.start).to(device),)
+        return cache[device]
+
     @property
     def has_mask(self) -> bool:
         """Whether some agent lacks some action of ``single_space`` (an action mask is needed)."""
@@ -241,10 +252,10 @@ class ActionPadding:
         lacks acts as its first one; Box actions are clipped to the agent's own bounds.
         """
         if self.padded and isinstance(self.single_space, spaces.Box):
-            low, high = self._low_t.to(actions.device), self._high_t.to(actions.device)
+            low, high = self._on(actions.device)
             actions = torch.maximum(torch.minimum(actions, high), low)
         elif self._limit is not None:
-            limit = self._limit.to(actions.device) + self.start
+            (limit,) = self._on(actions.device)
             actions = torch.where(actions < limit, actions, self.start)
         if not self.padded or actions.dim() == 2:  # one space, or Discrete
             return [actions[:, i] for i in range(actions.shape[1])]
