@@ -87,7 +87,16 @@ class PPOConfig(Config):
     """One encoder and core for policy and value; False gives the value head its own."""
     centralised_critic: bool = False
     """Multi-agent only: the critic sees the global state (MAPPO) instead of the agent's own
-    observation (IPPO). Agents always share one policy and see their one-hot id."""
+    observation (IPPO). Agents see their one-hot id (and their group's, in a mixed team)."""
+    group_policies: bool = True
+    """Multi-agent only, where agents differ (two or more groups, see ``groups``): one policy per
+    group (``agents.groups.GroupedActorCritic``; each learns from its own agents only). False:
+    one policy shared by every agent, over observations padded to the largest, with the agent's
+    group as input and the actions a group lacks masked. One group: one shared policy either
+    way."""
+    groups: dict[str, list[str]] | None = None
+    """Multi-agent only: ``{"name": [agent names]}`` holding every agent once; None: the
+    environment's groups (agents with identical observation and action spaces)."""
     learning_rate: float = 2.5e-3
     """Adam step size at the start."""
     anneal_lr: bool = True
@@ -256,6 +265,7 @@ def train(
                   acting=info.get("acting"))
     uncertainty = _UncertaintyLog(policy, env, device, config.seed) if policy.bayesian_value \
         else None
+    group_history: dict[str, deque[float]] = {}
     run.start_clock()
 
     for update in range(run.update, config.num_updates):
@@ -286,6 +296,7 @@ def train(
         run.add_episodes(finished)
         wall = run.elapsed()
         scalars = uncertainty.measure(buf) if uncertainty is not None else {}
+        scalars.update(_group_returns(env, group_history))
         if writer is not None:
             _log_update(writer, run.global_step, stats, finished, finished_lengths, wall, lr,
                         scalars)
@@ -316,6 +327,9 @@ def train(
     }
     if uncertainty is not None:
         metrics.update(uncertainty.summary())
+    if group_history:
+        metrics["group_returns"] = {name: _mean(list(recent))
+                                    for name, recent in group_history.items()}
     if config.stop_at_return is not None:
         metrics.update(threshold_reached=run.threshold_steps is not None,
                        threshold_steps=run.threshold_steps, threshold_time_s=run.threshold_time)
@@ -331,10 +345,11 @@ def make_env(config: PPOConfig, device: torch.device) -> Any:
     (:class:`agents.multiagent.AgentBatch`: IPPO, or MAPPO with ``centralised_critic``)."""
     env = envs.make(config.env_id, num_envs=config.num_envs, device=device, **config.env_kwargs)
     if env.kind == "multi-agent":
-        return AgentBatch(env, centralised_critic=config.centralised_critic)
-    if config.centralised_critic:
-        raise ValueError(f"centralised_critic needs a multi-agent environment; {config.env_id} "
-                         f"is {env.kind}")
+        return AgentBatch(env, centralised_critic=config.centralised_critic, groups=config.groups)
+    for option in ("centralised_critic", "groups"):
+        if getattr(config, option):
+            raise ValueError(f"{option} needs a multi-agent environment; {config.env_id} is "
+                             f"{env.kind}")
     return env
 
 
@@ -342,6 +357,17 @@ def make_policy(config: PPOConfig, env: Any) -> ActorCritic:
     """The policy that ``config`` describes for ``env``'s spaces (on the CPU)."""
     encoder_kwargs = dict(config.encoder_kwargs)
     node_head = encoder_kwargs.pop("node_head", None)  # the config keeps graph options together
+    if isinstance(env, AgentBatch) and len(env.groups) > 1 and config.group_policies:
+        from agents.groups import GroupedActorCritic
+
+        return GroupedActorCritic(
+            env.single_observation_space, env.single_action_space, env.groups, env.num_agents,
+            env.id_size, core=config.core, hidden_size=config.hidden_size,
+            core_kwargs=config.core_kwargs, shared_trunk=config.shared_trunk,
+            critic_observation_space=env.critic_observation_space,
+            communication=_communication(config, env), value_head=config.value_head,
+            thompson_policy=config.thompson_policy,
+        )
     return ActorCritic(
         env.single_observation_space, env.single_action_space, config.core,
         hidden_size=config.hidden_size, core_kwargs=config.core_kwargs,
@@ -523,6 +549,22 @@ def _log_update(writer: Any, global_step: int, stats: UpdateStats, finished: lis
     writer.add_scalar("losses/entropy", entropy / count, global_step)
     writer.add_scalar("losses/approx_kl", kl / count, global_step)
     writer.add_scalar("losses/clipfrac", clipfrac / count, global_step)
+
+
+#: Updates over which a run's final return per group is averaged (``metrics["group_returns"]``).
+GROUP_RETURN_WINDOW = 10
+
+
+def _group_returns(env: Any, history: dict[str, deque[float]]) -> dict[str, float]:
+    """A mixed team's ``charts/group_return/<group>`` scalars of this update (each group's mean
+    episode return, the mean over its agents), also kept in ``history`` for the run's metrics;
+    none for one group."""
+    if not isinstance(env, AgentBatch) or len(env.groups) < 2:
+        return {}
+    returns = env.group_returns()
+    for name, value in returns.items():
+        history.setdefault(name, deque(maxlen=GROUP_RETURN_WINDOW)).append(value)
+    return {f"charts/group_return/{name}": value for name, value in returns.items()}
 
 
 def _param_groups(policy: ActorCritic) -> list[dict[str, Any]]:
