@@ -14,9 +14,14 @@ scatter); the cost is one forward per group. A row's group is fixed, so the othe
 outputs on it never reach the loss: each group's parameters learn only from its own agents.
 Recurrent states are kept per group for every row (the foreign rows' states are never read).
 
-Not supported with groups (a ``ValueError`` says so): communication between agents, Bayesian
-value heads and Thompson policies; use ``group_policies = False`` (one shared policy over the
-padded observations) for those.
+Communication crosses groups: every group's encoder maps its agents' observations to the common
+``hidden_size``; each row takes its own group's features, one
+:class:`graphs.communication.AgentCommunication` passes messages between all the agents of a copy,
+and each group's core and heads continue from the result.
+
+Not supported with groups (a ``ValueError`` says so): Bayesian value heads and Thompson
+policies; use ``group_policies = False`` (one shared policy over the padded observations) for
+those.
 """
 
 from __future__ import annotations
@@ -29,7 +34,15 @@ import torch
 from torch import nn
 
 from agents.multiagent import OBS_KEY, Group
-from agents.policies import ACTION_MASK, ActorCritic, ActStep, Evaluation, PolicyState
+from agents.policies import (
+    ACTION_MASK,
+    ActorCritic,
+    ActStep,
+    Evaluation,
+    PolicyState,
+    tree_map,
+    unsqueeze0,
+)
 
 
 class _Core:
@@ -37,6 +50,20 @@ class _Core:
 
     def __init__(self, recurrent: bool):
         self.recurrent = recurrent
+
+
+class _Messages(nn.Module):
+    """Stands in for a group policy's communication: hands back the features after message
+    passing across every group, computed by :class:`GroupedActorCritic` before the call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.output: torch.Tensor | None = None
+
+    def forward(self, features: torch.Tensor, obs: Any) -> torch.Tensor:
+        if self.output is None or self.output.shape != features.shape:
+            raise RuntimeError("GroupedActorCritic prepares the messages before each call")
+        return self.output
 
 
 class GroupedActorCritic(nn.Module):
@@ -56,8 +83,8 @@ class GroupedActorCritic(nn.Module):
             the same for every group.
 
     Raises:
-        ValueError: fewer than two groups, communication, a Bayesian value head or a Thompson
-            policy, or a Dict observation of another layout.
+        ValueError: fewer than two groups, a Bayesian value head or a Thompson policy, or a
+            Dict observation of another layout.
     """
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space,
@@ -65,7 +92,7 @@ class GroupedActorCritic(nn.Module):
         super().__init__()
         if len(groups) < 2:
             raise ValueError(f"GroupedActorCritic needs two or more groups, got {len(groups)}")
-        unsupported = [name for name, off in (("communication", None), ("value_head", "linear"),
+        unsupported = [name for name, off in (("value_head", "linear"),
                                               ("thompson_policy", False))
                        if policy_kwargs.get(name, off) != off]
         if unsupported:
@@ -80,17 +107,25 @@ class GroupedActorCritic(nn.Module):
         self.num_agents, self.tag_size = num_agents, tag_size
         self.padded_size = int(flat.shape[0]) - tag_size
         self.action_space = action_space
+        communication = policy_kwargs.pop("communication", None)
         self.policies = nn.ModuleList(
             ActorCritic(self._group_observation_space(group), group.action_space,
                         **policy_kwargs)
             for group in groups
         )
+        self.communication = None
+        if communication:
+            from graphs.communication import AgentCommunication
+
+            self.communication = AgentCommunication(policy_kwargs.get("hidden_size", 64),
+                                                    **communication)
+            for policy in self.policies:
+                policy.communication = _Messages()
         group_of_agent = torch.zeros(num_agents, dtype=torch.long)
         for number, group in enumerate(groups):
             group_of_agent[list(group.agents)] = number
         self.register_buffer("group_of_agent", group_of_agent, persistent=False)
         self.core = _Core(self.policies[0].core.recurrent)
-        self.communication = None
         self.bayesian_value = False
         self.critic_observation_space = policy_kwargs.get("critic_observation_space")
         states = [policy.initial_state(1) for policy in self.policies]
@@ -162,6 +197,20 @@ class GroupedActorCritic(nn.Module):
                               value, out)
         return out
 
+    def _prepare_messages(self, obs: Any, groups: torch.Tensor, sequence: bool) -> None:
+        """With communication: each row's own group's encoder features, passed between the
+        agents of each copy, handed to every group's policy (``sequence``: ``obs`` is ``[T, B,
+        ...]``, else ``[B, ...]``)."""
+        if self.communication is None:
+            return
+        if not sequence:
+            obs, groups = tree_map(unsqueeze0, obs), groups.unsqueeze(0)
+        features = [policy.encoder(self._group_obs(obs, n, groups == n))
+                    for n, policy in enumerate(self.policies)]
+        output = self.communication(self._pick(groups, features), obs)
+        for policy in self.policies:
+            policy.communication.output = output
+
     # ------------------------------------------------------------------ the policy interface
     def initial_state(self, batch: int) -> PolicyState:
         return self._join([policy.initial_state(batch) for policy in self.policies])
@@ -170,6 +219,7 @@ class GroupedActorCritic(nn.Module):
             critic_obs: torch.Tensor | None = None,
             policy_noise: torch.Tensor | None = None) -> ActStep:
         groups = self._row_groups(obs)
+        self._prepare_messages(obs, groups, sequence=False)
         steps = [policy.act(self._group_obs(obs, n, groups == n), part, episode_start,
                             critic_obs)
                  for n, (policy, part) in enumerate(zip(self.policies, self._split(state),
@@ -183,6 +233,7 @@ class GroupedActorCritic(nn.Module):
     def value_and_std(self, obs: Any, state: PolicyState, episode_start: torch.Tensor,
                       critic_obs: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
         groups = self._row_groups(obs)
+        self._prepare_messages(obs, groups, sequence=True)
         values = [policy.value(self._group_obs(obs, n, groups == n), part, episode_start,
                                critic_obs)
                   for n, (policy, part) in enumerate(zip(self.policies, self._split(state),
@@ -197,6 +248,7 @@ class GroupedActorCritic(nn.Module):
                  episode_start: torch.Tensor, inputs: dict[str, torch.Tensor] | None = None,
                  num_data: int = 1) -> Evaluation:
         groups = self._row_groups(obs)
+        self._prepare_messages(obs, groups, sequence=True)
         parts = [policy.evaluate(self._group_obs(obs, n, groups == n),
                                  self._group_action(action, n), part, episode_start, inputs,
                                  num_data)
@@ -213,6 +265,7 @@ class GroupedActorCritic(nn.Module):
         groups = self._row_groups(obs)
         if state is None:
             state = self.initial_state(groups.shape[0])
+        self._prepare_messages(obs, groups, sequence=False)
         outs = [policy.predict(self._group_obs(obs, n, groups == n), part, episode_start,
                                deterministic)
                 for n, (policy, part) in enumerate(zip(self.policies, self._split(state),

@@ -365,6 +365,7 @@ def markdown_report(
     lines += _markdown_table(*_columns(rows))
 
     lines += _mmer_section(outcomes, reps=reps)
+    lines += _group_section(outcomes, reps=reps)
 
     aggregates = aggregate(rows, suite.references, reps=reps)
     if aggregates:
@@ -494,6 +495,38 @@ def _mmer_section(outcomes: Sequence[TrialOutcome], *, reps: int) -> list[str]:
         lines[-1] += (" The paper's column is the GRU's published MMER "
                       "(`benchmarks.report.POPGYM_PAPER_GRU_MMER`; n/a where it holds none).")
     return lines + [""] + _markdown_table(header, body)
+
+
+def group_return_rows(outcomes: Sequence[TrialOutcome], *, reps: int = stats.DEFAULT_REPS,
+                      ) -> dict[tuple[str, str, str], tuple[int, dict[str, Interval]]]:
+    """(env, agent, group) -> (seeds, IQM/mean/median of the group's final return across them
+    with 95% intervals), for trials of mixed teams (their ``group_returns``)."""
+    table = {}
+    for (env_id, agent), group in _groups(outcomes).items():
+        per_group: dict[str, list[float]] = {}
+        for o in group:
+            if o.status != "failed" and o.result is not None:
+                for name, value in (o.result.get("group_returns") or {}).items():
+                    per_group.setdefault(name, []).append(value)
+        for name, values in per_group.items():
+            table[(env_id, agent, name)] = (len(values), stats.summarize(values, reps=reps))
+    return table
+
+
+def _group_section(outcomes: Sequence[TrialOutcome], *, reps: int) -> list[str]:
+    """The ``## Returns per group`` lines of ``report.md``; none without mixed teams."""
+    table = group_return_rows(outcomes, reps=reps)
+    if not table:
+        return []
+    header = ["env", "agent", "group", "seeds", "IQM [95% CI]", "mean [95% CI]"]
+    body = [[env_id, agent, name, str(n), s["iqm"].format(2), s["mean"].format(2)]
+            for (env_id, agent, name), (n, s) in table.items()]
+    return ["", "## Returns per group", "",
+            "Teams of several kinds of agents (predators and prey, speakers and listeners): each "
+            "group's final return (the mean over its agents of their episode return, over the "
+            "last updates of each trial), on its own, so that opposite goals are not averaged "
+            "into one number. Across seeds with stratified-bootstrap 95% intervals.", ""] \
+        + _markdown_table(header, body)
 
 
 def write_report(

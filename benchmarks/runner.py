@@ -759,6 +759,9 @@ def describe(outcome: TrialOutcome) -> str:
         f"{what}, {r.get('steps', 0):,} steps, "
         f"{r.get('sps', 0):,.0f} steps/s, {r.get('wall_time_s', 0):.1f} s"
     )
+    if r.get("group_returns"):
+        text += " (" + ", ".join(f"{name} {value:.1f}"
+                                 for name, value in r["group_returns"].items()) + ")"
     if r.get("threshold_reached") is not None:
         if r["threshold_reached"]:
             text += (f", threshold reached after {r['threshold_steps']:,} steps in "

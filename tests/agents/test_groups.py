@@ -154,9 +154,29 @@ def test_checkpoints_hold_every_group_and_tensorboard_logs_each_group(tmp_path):
     assert resumed.metrics["steps"] == 1024
 
 
-def test_communication_needs_one_shared_policy():
-    with pytest.raises(ValueError, match="group_policies = False"):
-        train(_config(communication="gcn"))
+def test_messages_cross_groups(assert_ratio_is_one, filled_rollout):
+    config = _config(core="gru", hidden_size=16, communication="gcn")
+    env = make_env(config, torch.device("cpu"))
+    policy = make_policy(config, env)
+    assert isinstance(policy, GroupedActorCritic) and policy.communication is not None
+    buf = filled_rollout(policy, env, 16, sequence_length=8, group_size=2)
+    assert_ratio_is_one(policy, buf)
+    # The listener's action probabilities change when only the speaker's observation does.
+    obs, info = env.reset(seed=0)
+    changed = {key: value.clone() for key, value in obs.items()}
+    changed["obs"][0, :3] = 1.0 - changed["obs"][0, :3]  # copy 0's speaker
+
+    def logprob(observation):
+        seq = {key: value.unsqueeze(0) for key, value in observation.items()}
+        return policy.evaluate(seq, torch.zeros(1, env.num_envs, dtype=torch.long),
+                               policy.initial_state(env.num_envs),
+                               torch.ones(1, env.num_envs, dtype=torch.bool),
+                               {"critic_obs": info["critic_obs"].unsqueeze(0)}).logprob[0]
+
+    with torch.no_grad():
+        before, after = logprob(obs), logprob(changed)
+    assert (before[1] - after[1]).abs() > 0, "copy 0's listener hears its speaker"
+    assert torch.equal(before[2:], after[2:]), "the other copies hear nothing"
     shared = train(_config(communication="gcn", group_policies=False))
     assert shared.metrics["steps"] == 512
 
