@@ -149,3 +149,28 @@ def test_mmer_is_the_peak_of_the_mean_episodic_return_curve(tmp_path):
     assert "## MMER" in text and "POPGym paper GRU MMER" in text
     assert "| popgym/PositionOnlyCartPoleEasy-v0 | gru | 2 | 0.600 [" in text
     assert text.count("| n/a |") >= 1
+
+
+def test_each_group_of_a_mixed_team_is_reported_on_its_own(tmp_path):
+    # Predators and prey: averaging their opposite returns would hide both.
+    suite_dir = fake_suite(tmp_path)
+    groups = {0: (10.0, -20.0), 1: (12.0, -22.0), 2: (14.0, -24.0), 3: (16.0, -26.0)}
+    for seed, (predator, prey) in groups.items():
+        path = suite_dir / "umbra" / "CartPole-v0" / "ppo" / f"seed{seed}" / RESULT_FILE
+        result = json.loads(path.read_text())
+        result["group_returns"] = {"adversary": predator, "agent": prey}
+        path.write_text(json.dumps(result))
+    assert report.main([str(suite_dir), "--no-plots"]) == 0
+    text = (suite_dir / report.REPORT_FILE).read_text()
+    section = text[text.index("## Returns per group"):]
+    section = section[: section.index("\n## ", 3)]
+    # IQM of 4 seeds: the mean of the middle two
+    assert "| umbra/CartPole-v0 | ppo | adversary | 4 | 13.00 [" in section
+    assert "| umbra/CartPole-v0 | ppo | agent | 4 | -23.00 [" in section
+    assert "| mlp |" not in section  # trials without groups have no rows
+
+
+def test_a_suite_without_mixed_teams_has_no_group_section(tmp_path):
+    suite_dir = fake_suite(tmp_path)
+    assert report.main([str(suite_dir), "--no-plots"]) == 0
+    assert "## Returns per group" not in (suite_dir / report.REPORT_FILE).read_text()
