@@ -199,3 +199,20 @@ def test_every_group_beats_its_random_return(group_policies):
     assert before["speaker"] < 4.0 and before["listener"] < 3.0, before
     after = _group_returns(train(config).policy)
     assert after["speaker"] > 6.5 and after["listener"] > 6.5, (before, after)
+
+
+@pytest.mark.parametrize("env_id", [
+    "mpe2.simple_tag_v3:parallel_env",  # PettingZoo parallel: 3 predators, 1 prey
+    "mpe2.simple_speaker_listener_v4:parallel_env",
+    "vmas:simple_speaker_listener",
+    "tests.envs.test_heterogeneous:Uneven",  # turn-based (AEC), two players of different sizes
+])
+def test_mixed_teams_of_every_ecosystem_train_with_one_policy_per_group(env_id):
+    if env_id.startswith("vmas:"):
+        pytest.importorskip("vmas")
+    config = PPOConfig(env_id=env_id, num_envs=4, num_steps=8, total_steps=64, device="cpu",
+                       core="gru", centralised_critic=True, num_minibatches=1, update_epochs=1)
+    env = make_env(config, torch.device("cpu"))
+    policy = make_policy(config, env)
+    assert isinstance(policy, GroupedActorCritic) and len(policy.policies) == len(env.groups) >= 2
+    assert train(config).metrics["steps"] == 64
