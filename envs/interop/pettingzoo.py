@@ -57,6 +57,49 @@ def _require_multi_agent(batched: Any, adapter: str) -> MultiAgentBatchedEnv:
 
 
 
+def open_copies(batched: Any, env_fns: Sequence[Callable[[], Any]], kind: type,
+                device: str | torch.device, other_kind: str) -> None:
+    """The shared start of the PettingZoo adapters (:class:`PettingZooToBatched`,
+    :class:`envs.interop.turn_based.AECToBatched`): call every factory, check it gave a ``kind``,
+    let ``batched._build_spaces()`` read the spaces, then start the batched env with each agent's
+    own spaces and the observation padding's mask. Copies opened before a failure are closed.
+
+    Raises:
+        ValueError: ``env_fns`` is empty.
+        TypeError: an entry is not callable or returns something other than a ``kind``
+            (``other_kind`` says what to use instead).
+    """
+    env_fns = list(env_fns)
+    if not env_fns:
+        raise ValueError("env_fns is empty: pass one callable per copy (num_envs >= 1)")
+    for fn in env_fns:
+        if not callable(fn):
+            raise TypeError(f"env_fns must be callables returning a {kind.__name__}, got {fn!r}")
+    resolved = resolve_device(device)
+    batched.envs = []
+    try:
+        for fn in env_fns:
+            copy_ = fn()
+            batched.envs.append(copy_)
+            if not isinstance(copy_, kind):
+                raise TypeError(f"env_fns must return pettingzoo {kind.__name__}s, got "
+                                f"{type(copy_).__name__} ({other_kind})")
+        batched._build_spaces()
+    except (TypeError, ValueError):
+        batched.close()
+        raise
+    batched.max_episode_steps = None
+    MultiAgentBatchedEnv.__init__(batched, len(batched._agent_names), len(batched.envs),
+                                  resolved, debug=True)
+    names = list(batched._agent_names)
+    batched.possible_agents = names
+    batched.agent_observation_spaces = dict(zip(names, batched._own_observation_spaces,
+                                                strict=True))
+    batched.agent_action_spaces = dict(zip(names, batched._own_action_spaces, strict=True))
+    if batched._obs_padding.mask is not None:
+        batched.observation_mask = batched._obs_padding.mask.to(batched.device)
+
+
 class BatchedToParallelEnv(ParallelEnv):
     """One copy of a multi-agent batched environment as a PettingZoo ``ParallelEnv``.
 
@@ -312,37 +355,8 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
     def __init__(
         self, env_fns: Sequence[Callable[[], ParallelEnv]], device: str | torch.device = "cpu"
     ):
-        env_fns = list(env_fns)
-        if not env_fns:
-            raise ValueError("env_fns is empty: pass one callable per copy (num_envs >= 1)")
-        for fn in env_fns:
-            if not callable(fn):
-                raise TypeError(f"env_fns must be callables returning a ParallelEnv, got {fn!r}")
-        resolved = resolve_device(device)
-        self.envs: list[ParallelEnv] = []
-        try:
-            for fn in env_fns:
-                par_env = fn()
-                self.envs.append(par_env)
-                if not isinstance(par_env, ParallelEnv):
-                    raise TypeError(
-                        f"env_fns must return pettingzoo ParallelEnvs, got "
-                        f"{type(par_env).__name__} (for an AEC env, use PettingZoo's "
-                        "aec_to_parallel)"
-                    )
-            self._build_spaces()
-        except (TypeError, ValueError):
-            self.close()
-            raise
-        self.max_episode_steps = None
-        super().__init__(len(self._agent_names), len(self.envs), resolved, debug=True)
-        self.possible_agents = list(self._agent_names)
-        self.agent_observation_spaces = dict(
-            zip(self._agent_names, self._own_observation_spaces, strict=True))
-        self.agent_action_spaces = dict(
-            zip(self._agent_names, self._own_action_spaces, strict=True))
-        if self._obs_padding.mask is not None:
-            self.observation_mask = self._obs_padding.mask.to(self.device)
+        open_copies(self, env_fns, ParallelEnv, device,
+                    "for an AEC env, use envs.interop.turn_based.AECToBatched")
         # The actions each agent has, [A, n] (all true without action padding).
         self._static_action_mask = torch.ones(1, dtype=torch.bool, device=self.device) \
             if self._act_padding.mask is None else self._act_padding.mask.to(self.device)
@@ -525,7 +539,8 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
     def close(self) -> None:
         """Close every copy."""
         for par_env in getattr(self, "envs", []):
-            par_env.close()
+            if isinstance(par_env, ParallelEnv):  # not what a bad factory returned instead
+                par_env.close()
 
     def __repr__(self) -> str:
         name = type(self.envs[0].unwrapped).__name__

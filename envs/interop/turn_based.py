@@ -18,9 +18,10 @@ import torch
 from gymnasium import spaces
 from pettingzoo import AECEnv
 
-from envs.core import MultiAgentBatchedEnv, Obs, check_finite, resolve_device
+from envs.core import MultiAgentBatchedEnv, Obs, check_finite
 from envs.interop._convert import copy_at, to_tensor, torch_space
 from envs.interop.agent_padding import ActionPadding, ObservationPadding
+from envs.interop.pettingzoo import open_copies
 
 __all__ = ["AECToBatched"]
 
@@ -109,36 +110,8 @@ class AECToBatched(MultiAgentBatchedEnv):
     def __init__(
         self, env_fns: Sequence[Callable[[], AECEnv]], device: str | torch.device = "cpu"
     ):
-        env_fns = list(env_fns)
-        if not env_fns:
-            raise ValueError("env_fns is empty: pass one callable per copy (num_envs >= 1)")
-        for fn in env_fns:
-            if not callable(fn):
-                raise TypeError(f"env_fns must be callables returning an AECEnv, got {fn!r}")
-        resolved = resolve_device(device)
-        self.envs: list[AECEnv] = []
-        try:
-            for fn in env_fns:
-                aec_env = fn()
-                self.envs.append(aec_env)
-                if not isinstance(aec_env, AECEnv):
-                    raise TypeError(
-                        f"env_fns must return pettingzoo AECEnvs, got {type(aec_env).__name__} "
-                        "(for a ParallelEnv, use envs.interop.pettingzoo.PettingZooToBatched)"
-                    )
-            self._build_spaces()
-        except (TypeError, ValueError):
-            self.close()
-            raise
-        self.max_episode_steps = None
-        super().__init__(len(self._agent_names), len(self.envs), resolved, debug=True)
-        self.possible_agents = list(self._agent_names)
-        self.agent_observation_spaces = dict(
-            zip(self._agent_names, self._own_observation_spaces, strict=True))
-        self.agent_action_spaces = dict(
-            zip(self._agent_names, self._own_action_spaces, strict=True))
-        if self._obs_padding.mask is not None:
-            self.observation_mask = self._obs_padding.mask.to(self.device)
+        open_copies(self, env_fns, AECEnv, device,
+                    "for a ParallelEnv, use envs.interop.pettingzoo.PettingZooToBatched")
         self._index = {agent: i for i, agent in enumerate(self._agent_names)}
         self._last_action_mask: torch.Tensor | None = None
 
