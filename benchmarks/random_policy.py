@@ -7,7 +7,14 @@ action masks) on any environment ``envs.make`` builds and prints the mean episod
 agents), as PPO logs them. It is the ``random`` reference of a suite's ``[[envs]]`` table and the
 baseline a mixed team's groups must beat.
 
-From Python: :func:`random_returns`.
+``--run RUN_DIR`` (a multi-agent run folder written by ``agents.ppo.train``) puts the trained
+policy in: for a mixed team it prints, per group, the group's return when every agent plays
+randomly, when every agent plays the trained policy, and when only that group plays it against
+random others, which is the fair test of a group with opposite goals (trained prey against
+trained predators can score below random prey against random predators and still have learned).
+The run's environment and options are used; ``--env`` may then be omitted.
+
+From Python: :func:`random_returns`, :func:`group_report`.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -24,6 +32,7 @@ import torch
 
 import envs
 from agents.multiagent import AgentBatch
+from agents.ppo import CHECKPOINT, make_env
 from benchmarks import stats
 
 
@@ -52,8 +61,15 @@ def _random_actions(env: Any, generator: torch.Generator) -> torch.Tensor:
 
 
 def random_returns(env_id: str, episodes: int = 1000, num_envs: int = 64, seed: int = 0,
-                   env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+                   env_kwargs: dict[str, Any] | None = None, policy: Any = None,
+                   trained: Sequence[str] = (), groups: dict[str, list[str]] | None = None,
+                   ) -> dict[str, Any]:
     """Returns of ``episodes`` episodes of uniformly random actions.
+
+    Args:
+        policy, trained: A multi-agent policy (as ``agents.ppo.make_policy`` builds it) that
+            plays for the agents of the groups named in ``trained`` (the others play randomly).
+        groups: The run's ``PPOConfig.groups`` (None: the environment's).
 
     Returns:
         ``{"episodes", "returns"`` (the list), ``"mean"``, ``"interval"`` (95% bootstrap of the
@@ -63,15 +79,24 @@ def random_returns(env_id: str, episodes: int = 1000, num_envs: int = 64, seed: 
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive int, got {episodes!r}")
     raw = envs.make(env_id, num_envs=num_envs, device="cpu", **(env_kwargs or {}))
-    env = AgentBatch(raw) if raw.kind == "multi-agent" else raw
+    env = AgentBatch(raw, centralised_critic=False, groups=groups) \
+        if raw.kind == "multi-agent" else raw
     generator = torch.Generator().manual_seed(seed)
     returns: list[float] = []
     try:
-        env.reset(seed=seed)
+        played = _trained_rows(env, policy, trained)
+        obs, _ = env.reset(seed=seed)
+        state, start = None, torch.ones(env.num_envs, dtype=torch.bool)
         while len(returns) < episodes:
-            _, _, _, _, info = env.step(_random_actions(env, generator))
+            action = _random_actions(env, generator)
+            if played is not None:
+                chosen, state = policy.predict(obs, state, start, deterministic=False)
+                action = torch.where(played.reshape(-1, *[1] * (action.dim() - 1)),
+                                     chosen.to(action.dtype), action)
+            obs, _, terminated, truncated, info = env.step(action)
+            start = terminated | truncated
             returns += info["episode_return"][info["_episode"]].tolist()
-        groups = env.group_returns() if isinstance(env, AgentBatch) and len(env.groups) > 1 \
+        groups_out = env.group_returns() if isinstance(env, AgentBatch) and len(env.groups) > 1 \
             else None
     finally:
         env.close()
@@ -79,24 +104,84 @@ def random_returns(env_id: str, episodes: int = 1000, num_envs: int = 64, seed: 
     result: dict[str, Any] = {"episodes": len(returns), "returns": returns,
                               "mean": float(np.mean(returns)),
                               "interval": stats.bootstrap_interval(np.asarray(returns), stats.mean)}
-    if groups:
-        result["group_returns"] = groups
+    if groups_out:
+        result["group_returns"] = groups_out
     return result
+
+
+def _trained_rows(env: Any, policy: Any, trained: Sequence[str]) -> torch.Tensor | None:
+    """``[N * A]`` bool: the rows the policy plays for (None: no policy)."""
+    if policy is None:
+        if trained:
+            raise ValueError("trained groups need a policy")
+        return None
+    if not isinstance(env, AgentBatch):
+        raise ValueError("a trained policy plays against random agents on multi-agent "
+                         "environments only")
+    names = [group.name for group in env.groups]
+    unknown = [name for name in trained if name not in names]
+    if unknown:
+        raise ValueError(f"unknown groups {unknown}; the groups are {names}")
+    chosen = torch.zeros(env.num_agents, dtype=torch.bool)
+    for group in env.groups:
+        if group.name in trained:
+            chosen[list(group.agents)] = True
+    return chosen.repeat(env.env.num_envs)
+
+
+def group_report(run_dir: str | Path, episodes: int = 1000, num_envs: int = 64,
+                 seed: int = 0) -> dict[str, dict[str, float]]:
+    """Per group of a run's mixed team: its return when all play randomly (``"random"``), all
+    play the trained policy (``"trained"``) and only it plays the policy against random others
+    (``"trained vs random"``; see the module docstring)."""
+    from benchmarks.versus import for_play, load_policy, run_config
+
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
+    play = for_play(config, num_envs, torch.device("cpu"))
+    env = make_env(play, torch.device("cpu"))
+    try:
+        policy = load_policy(run_dir / CHECKPOINT, play, env, "the run's").eval()
+        names = [group.name for group in env.groups] if isinstance(env, AgentBatch) else []
+    finally:
+        env.close()
+    if len(names) < 2:
+        raise ValueError(f"{run_dir} was trained on {config.env_id}, which has no mixed team "
+                         "(fewer than two groups)")
+    common = dict(episodes=episodes, num_envs=num_envs, seed=seed, env_kwargs=config.env_kwargs,
+                  groups=config.groups)
+    everyone = random_returns(config.env_id, **common)["group_returns"]
+    team = random_returns(config.env_id, policy=policy, trained=names, **common)["group_returns"]
+    table = {name: {"random": everyone[name], "trained": team[name]} for name in names}
+    for name in names:
+        alone = random_returns(config.env_id, policy=policy, trained=[name], **common)
+        table[name]["trained vs random"] = alone["group_returns"][name]
+    return table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.random_policy",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", required=True, help="any id envs.make builds")
+    parser.add_argument("--env", help="any id envs.make builds (not needed with --run)")
+    parser.add_argument("--run", help="a multi-agent run folder: per group, random vs trained")
     parser.add_argument("--episodes", type=int, default=1000)
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--env-kwargs", default="{}", help="a JSON object")
     args = parser.parse_args(argv)
     try:
+        if args.run:
+            table = group_report(args.run, args.episodes, args.num_envs, args.seed)
+            print(f"{'group':<16}{'random':>12}{'trained':>12}{'trained vs random':>20}")
+            for name, row in table.items():
+                print(f"{name:<16}{row['random']:>12.2f}{row['trained']:>12.2f}"
+                      f"{row['trained vs random']:>20.2f}")
+            return 0
+        if not args.env:
+            raise ValueError("give --env ID (or --run RUN_DIR)")
         kwargs = json.loads(args.env_kwargs)
         result = random_returns(args.env, args.episodes, args.num_envs, args.seed, kwargs)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{args.env}: random policy, {result['episodes']} episodes: mean return "

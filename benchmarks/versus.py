@@ -223,12 +223,12 @@ def play_versus(run_dir: str | Path, opponent: str | Path = RANDOM, games: int =
         raise ValueError(f"games must be a positive int, got {games!r}")
     torch_device = resolve_device(device)
     run_dir = Path(run_dir)
-    config = _run_config(run_dir)
-    play_config = _for_play(config, min(games, MAX_COPIES), torch_device)
+    config = run_config(run_dir)
+    play_config = for_play(config, min(games, MAX_COPIES), torch_device)
     env = make_env(play_config, torch_device)
     try:
         _check_two_players(env, run_dir, config)
-        trained = PolicyPlayer(_load_policy(run_dir / CHECKPOINT, play_config, env, "the run's"),
+        trained = PolicyPlayer(load_policy(run_dir / CHECKPOINT, play_config, env, "the run's"),
                                deterministic)
         if str(opponent) == RANDOM:
             rival: Player = RandomPlayer(seed)
@@ -272,7 +272,8 @@ def score_against_random(run_dir: str | Path, seed: int = 0,
                                "loss_rate")}}
 
 
-def _run_config(run_dir: Path) -> PPOConfig:
+def run_config(run_dir: Path) -> PPOConfig:
+    """The :class:`PPOConfig` of a run folder (its ``config.json``)."""
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {run_dir} does not exist")
     path = run_dir / "config.json"
@@ -284,7 +285,7 @@ def _run_config(run_dir: Path) -> PPOConfig:
     return PPOConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def _for_play(config: PPOConfig, copies: int, device: torch.device) -> PPOConfig:
+def for_play(config: PPOConfig, copies: int, device: torch.device) -> PPOConfig:
     """``config`` with ``copies`` copies (one minibatch, so that any number is valid)."""
     return dataclasses.replace(config, num_envs=copies, num_minibatches=1, device=str(device))
 
@@ -302,7 +303,7 @@ def _check_two_players(env: Any, run_dir: Path, config: PPOConfig) -> None:
         )
 
 
-def _load_policy(path: Path, config: PPOConfig, env: Any, whose: str) -> ActorCritic:
+def load_policy(path: Path, config: PPOConfig, env: Any, whose: str) -> ActorCritic:
     """The policy of the checkpoint ``path``, built as ``agents.ppo.train`` built it."""
     if not path.is_file():
         raise FileNotFoundError(f"{whose} checkpoint {path} does not exist")
@@ -332,15 +333,15 @@ def _opponent_policy(path: Path, config: PPOConfig, play_config: PPOConfig,
             f"opponent {path} was trained on {_game(theirs)}, the run on {_game(config)}: both "
             "must play the same game"
         )
-    their_play = _for_play(theirs, play_config.num_envs, resolve_device(play_config.device))
+    their_play = for_play(theirs, play_config.num_envs, resolve_device(play_config.device))
     if theirs.centralised_critic != config.centralised_critic:
         # The networks follow the opponent's own config; only its critic input differs.
         spaces_env = make_env(dataclasses.replace(their_play, num_envs=1), env.device)
         try:
-            return _load_policy(path, their_play, spaces_env, "the opponent's")
+            return load_policy(path, their_play, spaces_env, "the opponent's")
         finally:
             spaces_env.close()
-    return _load_policy(path, their_play, env, "the opponent's")
+    return load_policy(path, their_play, env, "the opponent's")
 
 
 def _game(config: PPOConfig) -> str:

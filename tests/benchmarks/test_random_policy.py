@@ -30,3 +30,24 @@ def test_bad_input_is_a_clear_error(capsys):
     assert main(["--env", "umbra/CartPole-v0", "--episodes", "0"]) == 2
     assert "episodes must be a positive int" in capsys.readouterr().err
     assert main(["--env", "umbra/NoSuchEnv-v0"]) == 2
+
+
+def test_a_trained_mixed_team_is_compared_with_random_per_group(tmp_path, capsys):
+    # TwoKinds (tests/agents/test_groups.py): naming one's own token pays 1 per round, 8 rounds;
+    # random play earns 8/3 (speaker) and 8/5 (listener).
+    from agents.ppo import PPOConfig, train
+    from benchmarks.random_policy import group_report
+
+    config = PPOConfig(env_id="tests.agents.test_groups:TwoKinds", num_envs=32, num_steps=16,
+                       total_steps=24_576, learning_rate=3e-3, device="cpu",
+                       centralised_critic=True, num_minibatches=2, update_epochs=2)
+    train(config, logdir=tmp_path / "run")
+    table = group_report(tmp_path / "run", episodes=256, num_envs=32)
+    assert set(table) == {"speaker", "listener"}
+    assert table["speaker"]["random"] == pytest.approx(8 / 3, abs=0.5)
+    assert table["listener"]["random"] == pytest.approx(8 / 5, abs=0.5)
+    for row in table.values():
+        assert row["trained"] > 6.5 and row["trained vs random"] > 6.5, table
+    assert main(["--run", str(tmp_path / "run"), "--episodes", "64"]) == 0
+    assert "trained vs random" in capsys.readouterr().out
+    assert main(["--run", str(tmp_path / "nothing")]) == 2
