@@ -4,8 +4,10 @@
 test hook ``envs.popgym.deck.Deck.stack``), then steps both with the same actions and demands the
 same observations, rewards, terminations and truncations, through episode ends (a stacked row
 deals the same order again, the package env is reset with the same seed). ``returns_batched`` and
-``returns_package`` play a policy for many episodes on each side, and ``assert_same_mean``
-compares the two samples' means within four standard errors of their difference.
+``returns_package`` play a policy for many episodes on each side, ``assert_same_mean`` compares
+the two samples' means within four standard errors of their difference, and
+``assert_returns_match`` does both for a family's distribution test. Spaces and seeding are
+checked for every id in test_contract.py.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -126,6 +127,17 @@ def assert_same_mean(ours: np.ndarray, theirs: np.ndarray, sigmas: float = 4.0) 
     return text
 
 
+def assert_returns_match(batched, package_name: str, encode, policy: Policy, episodes: int,
+                         length: int, batched_episodes: int = 4000) -> None:
+    """``batched_episodes`` episodes of ``batched`` against ``episodes`` of the package under
+    ``policy``: the same mean return (:func:`assert_same_mean`, printed), and every package
+    episode ``length`` steps long."""
+    ours = returns_batched(batched, policy, batched_episodes)
+    theirs, lengths = returns_package(package_name, encode, policy, episodes)
+    print(assert_same_mean(ours, theirs))
+    assert set(lengths.tolist()) == {length}
+
+
 def one_episode_observations(batched, policy: Policy, seed: int = 0) -> list[np.ndarray]:
     """Every copy's observations through its first episode, reset one included (the last one
     from ``final_obs``): ``[num_envs, length + 1, *obs_shape]`` when lengths are equal."""
@@ -141,35 +153,3 @@ def one_episode_observations(batched, policy: Policy, seed: int = 0) -> list[np.
         if done.all():
             return np.stack(seen, axis=1)
         assert not done.any(), "copies of a card game end at the same step"
-
-
-def trajectory(batched, seed: int, steps: int) -> list[np.ndarray]:
-    """Observations and rewards of ``steps`` random steps after ``reset(seed=seed)`` (the actions
-    come from a fixed numpy seed, so only the environment's seed varies)."""
-    rng = np.random.default_rng(0)
-    obs, _ = batched.reset(seed=seed)
-    out = [obs.numpy().copy()]
-    for _ in range(steps):
-        actions = rng.integers(0, batched.single_action_space.n, size=batched.num_envs)
-        obs, reward, terminated, _, _ = batched.step(torch.as_tensor(actions))
-        out += [obs.numpy().copy(), reward.numpy().copy(), terminated.numpy().copy()]
-    return out
-
-
-def assert_deterministic(make, steps: int) -> None:
-    """Same seed, same trajectory (also on an env that has run before); another seed, another."""
-    first, second = make(), make()
-    trajectory(second, 5, 17)  # a used env, reseeded, must not remember its past
-    a, b = trajectory(first, 3, steps), trajectory(second, 3, steps)
-    for x, y in zip(a, b, strict=True):
-        np.testing.assert_array_equal(x, y)
-    c = trajectory(first, 4, steps)
-    assert any(not np.array_equal(x, y) for x, y in zip(a, c, strict=True))
-
-
-def spaces_match(ours: gym.Space, theirs: gym.Space) -> bool:
-    """Equal spaces; a popgym Tuple of Discretes matches the MultiDiscrete of their sizes."""
-    if isinstance(theirs, gym.spaces.Tuple):
-        return isinstance(ours, gym.spaces.MultiDiscrete) and \
-            ours.nvec.tolist() == [int(s.n) for s in theirs.spaces]
-    return ours == theirs

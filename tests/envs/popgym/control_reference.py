@@ -10,6 +10,10 @@ Umbra's environment through its documented hook ``draw_noise``
 (:class:`envs.popgym.observation_noise.ObservationNoise`), so noisy observations are compared
 exactly too.
 
+:func:`assert_cartpole_side_by_side` and :func:`assert_same_episodes` are the side-by-side and
+distribution checks the family tests share; spaces, time limits and seeding are checked for every
+id in test_contract.py.
+
 Distributions are compared by a two-sample test: ``|mean_a - mean_b| < 4 * SE`` with
 ``SE = sqrt(var_a / n_a + var_b / n_b)`` (a false alarm about once in 16,000 runs).
 """
@@ -208,3 +212,23 @@ def random_torque_obs(obs, generator):
 def oppose_sine(obs, generator):
     """Torque against sin(theta): a deterministic policy whose return depends on the noise."""
     return (-2.0 * obs[:, 1:2]).clamp(-2.0, 2.0)
+
+
+# ---------------------------------------------------------------------- checks of every family
+def assert_cartpole_side_by_side(env_id: str, steps: int) -> None:
+    """:func:`side_by_side` of a CartPole id under :func:`balance_or_random`: many terminations,
+    and the three balancing copies (of six) reach the time limit."""
+    ended = side_by_side(env_id, CARTPOLE, balance_or_random, steps=steps)
+    assert ended["terminated"] > 10
+    assert ended["truncated"] == 3  # the three balancing copies
+
+
+def assert_same_episodes(env_id: str, policy, episodes: int, per_copy: int = 2) -> tuple:
+    """:func:`first_episodes` of ``env_id`` against ``episodes`` package episodes under
+    ``policy``: returns and lengths within 4 standard errors (:func:`z_score`). Returns
+    ``(returns, lengths, ref_returns, ref_lengths)``."""
+    returns, lengths = first_episodes(env_id, policy, per_copy=per_copy)
+    ref_returns, ref_lengths = package_episodes(envs.popgym.package_class(env_id), policy, episodes)
+    assert abs(z_score(returns, ref_returns)) < 4
+    assert abs(z_score(lengths.astype(float), ref_lengths.astype(float))) < 4
+    return returns, lengths, ref_returns, ref_lengths

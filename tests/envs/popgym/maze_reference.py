@@ -8,6 +8,10 @@
   sides: it reads the true grid and position (not the observation, which popgym shifts on the top
   and left border), walks every corridor of a perfect maze, so it reaches the exit and explores
   every square.
+- :func:`side_by_side` (exact, from the package's maze and position), :func:`batched_episodes`
+  and :func:`package_episodes`, and the checks both labyrinths run with them:
+  :func:`assert_side_by_side`, :func:`assert_both_flags_on_the_last_step`,
+  :func:`assert_same_episodes`.
 - :func:`mean_gap`: the two-sample statistic ``|mean_a - mean_b| / SE`` with
   ``SE = sqrt(var_a / n_a + var_b / n_b)``; the tests require it below ``Z_TOL = 4`` (a false
   alarm about once in 16,000 comparisons).
@@ -197,3 +201,47 @@ def batched_episodes(cls, kwargs: dict, num: int, policy: str, seed: int = 0):
         ends[ended] = terminated.numpy()[ended]
         running &= ~ended
     return returns, lengths, ends
+
+
+# ---------------------------------------------------------------------- checks of both labyrinths
+def assert_side_by_side(cls, path: str, dims: tuple[int, int], policy: str, num: int,
+                        seed: int) -> None:
+    """:func:`side_by_side` on mazes of ``dims``: random walks are cut at 60 steps (some episodes
+    truncated), the wall follower ends every episode by termination (1,024 steps allowed)."""
+    length = 61 if policy == "random" else 1024
+    counts = side_by_side(cls, path, {"maze_dims": dims, "episode_length": length}, num=num,
+                          seed=seed, policy=policy)
+    if policy == "wall":
+        assert counts["terminated"] == num
+    else:
+        assert counts["truncated"] > 0
+
+
+def assert_both_flags_on_the_last_step(cls, path: str, seed: int) -> None:
+    """The wall follower ends the package's maze of ``seed`` in ``n`` steps; with
+    ``episode_length = n + 1`` that end comes on the last step: terminated and truncated both."""
+    ref = package_env(path)
+    ref.reset(seed=seed)
+    heading, steps = np.full(1, 2), 0
+    while True:  # the wall follower's number of steps in this maze
+        heading = wall_follower(ref.maze.grid[None], np.array([ref.position]), heading)
+        steps += 1
+        if ref.step(int(heading[0]))[2]:
+            break
+    counts = side_by_side(cls, path, {"episode_length": steps + 1}, num=1, seed=seed,
+                          policy="wall")
+    assert counts == {"terminated": 1, "truncated": 1, "both": 1}
+
+
+def assert_same_episodes(cls, path: str, kwargs: dict, policy: str, num: int, num_ref: int,
+                         ended: str) -> tuple:
+    """``num`` batched first episodes against ``num_ref`` package episodes: mean return, length
+    and rate of ``ended`` (termination) within ``Z_TOL`` standard errors. Returns the batched
+    ``(returns, lengths, terminated)``."""
+    ours = batched_episodes(cls, kwargs, num, policy)
+    theirs = package_episodes(path, kwargs, num_ref, policy)
+    for what, a, b in zip(("return", "length", ended), ours, theirs, strict=True):
+        gap = mean_gap(a, b)
+        assert gap < Z_TOL, f"{what}: batched {a.mean():.4f} (n={num}), package {b.mean():.4f} " \
+            f"(n={num_ref}), {gap:.2f} standard errors apart"
+    return ours

@@ -1,21 +1,14 @@
 """popgym/LabyrinthExplore*: equal to popgym's LabyrinthExplore step by step (the package's maze
 and position copied in through ``load_state``) and in distribution (fresh mazes on both sides).
-Helpers and the tolerance ``Z_TOL`` (|mean difference| < 4 standard errors): maze_reference.py."""
+Helpers and the tolerance ``Z_TOL`` (|mean difference| < 4 standard errors): maze_reference.py;
+spaces, time limit and seeding: test_contract.py."""
 
 from __future__ import annotations
 
+import maze_reference as mazes
 import numpy as np
 import pytest
 import torch
-from maze_reference import (
-    Z_TOL,
-    batched_episodes,
-    mean_gap,
-    package_env,
-    package_episodes,
-    side_by_side,
-    wall_follower,
-)
 
 import envs
 from envs.popgym import package_class
@@ -26,15 +19,12 @@ PATH = "popgym.envs.labyrinth_explore:LabyrinthExplore"
 
 
 @pytest.mark.parametrize("env_id", IDS)
-def test_spaces_and_parameters_equal_popgyms(env_id):
+def test_parameters_equal_popgyms(env_id):
     env = envs.make(env_id)
-    ref = package_env(package_class(env_id))
+    ref = mazes.package_env(package_class(env_id))
     assert package_class(env_id).startswith(PATH)
-    assert env.single_observation_space == ref.observation_space
-    assert env.single_action_space == ref.action_space
     assert [d // 2 for d in env.maze_dims] == ref.maze_dims
     assert env.episode_length == ref.max_episode_length
-    assert env.max_episode_steps == ref.max_episode_length - 1  # popgym's curr_step == L - 1
 
 
 @pytest.mark.parametrize(
@@ -45,27 +35,11 @@ def test_spaces_and_parameters_equal_popgyms(env_id):
 def test_side_by_side_with_the_package(dims, policy, num):
     """Same mazes, same actions: same observations, rewards (1 / free squares for a new square,
     -1 / episode_length otherwise), terminations (every square visited) and truncations."""
-    length = 61 if policy == "random" else 1024
-    counts = side_by_side(LabyrinthExplore, PATH, {"maze_dims": dims, "episode_length": length},
-                          num=num, seed=200, policy=policy)
-    if policy == "wall":
-        assert counts["terminated"] == num
-    else:
-        assert counts["truncated"] > 0
+    mazes.assert_side_by_side(LabyrinthExplore, PATH, dims, policy, num, seed=200)
 
 
 def test_exploring_on_the_last_step_is_terminated_and_truncated():
-    ref = package_env(PATH)
-    ref.reset(seed=11)
-    heading, steps = np.full(1, 2), 0
-    while True:
-        heading = wall_follower(ref.maze.grid[None], np.array([ref.position]), heading)
-        steps += 1
-        if ref.step(int(heading[0]))[2]:
-            break
-    counts = side_by_side(LabyrinthExplore, PATH, {"episode_length": steps + 1}, num=1, seed=11,
-                          policy="wall")
-    assert counts == {"terminated": 1, "truncated": 1, "both": 1}
+    mazes.assert_both_flags_on_the_last_step(LabyrinthExplore, PATH, seed=11)
 
 
 def test_a_full_exploration_collects_one():
@@ -75,7 +49,7 @@ def test_a_full_exploration_collects_one():
     free = (env.grid == 0).sum(dim=(1, 2)).double()
     assert torch.allclose(env.new_square_reward.double() * free, torch.ones(64, dtype=torch.double))
     # First episodes of the same seed: every square once (1 in all), -1/1024 for each other step.
-    returns, lengths, ends = batched_episodes(LabyrinthExplore, {}, 64, "wall", seed=0)
+    returns, lengths, ends = mazes.batched_episodes(LabyrinthExplore, {}, 64, "wall", seed=0)
     assert ends.all()
     np.testing.assert_allclose(returns, 1.0 - (lengths - free.numpy()) / 1024, atol=1e-4)
 
@@ -87,26 +61,7 @@ def test_returns_and_lengths_match_the_package_in_distribution(dims, length, pol
     of a random policy (episodes cut at 99 steps) and of the wall follower agree within Z_TOL
     standard errors."""
     kwargs = {"maze_dims": dims, "episode_length": length}
-    ours = batched_episodes(LabyrinthExplore, kwargs, num, policy)
-    theirs = package_episodes(PATH, kwargs, num_ref, policy)
-    for what, a, b in zip(("return", "length", "explored"), ours, theirs, strict=True):
-        gap = mean_gap(a, b)
-        assert gap < Z_TOL, f"{what}: batched {a.mean():.4f} (n={num}), package {b.mean():.4f} " \
-            f"(n={num_ref}), {gap:.2f} standard errors apart"
+    ours = mazes.assert_same_episodes(LabyrinthExplore, PATH, kwargs, policy, num, num_ref,
+                                      ended="explored")
     if policy == "wall":
         assert ours[2].all()
-
-
-def test_same_seed_same_trajectory():
-    def run(seed):
-        env = LabyrinthExplore(num_envs=16, episode_length=12)
-        obs, _ = env.reset(seed=seed)
-        generator = torch.Generator().manual_seed(0)
-        trajectory = [obs]
-        for _ in range(100):
-            trajectory += list(env.step(torch.randint(4, (16,), generator=generator))[:4])
-        return trajectory
-
-    first, second, third = run(0), run(0), run(1)
-    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
-    assert not all(torch.equal(a, b) for a, b in zip(first, third, strict=True))

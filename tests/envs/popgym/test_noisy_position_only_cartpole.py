@@ -1,23 +1,12 @@
 """popgym/NoisyPositionOnlyCartPole*: equal to popgym's NoisyPositionOnlyCartPole step by step
 (the package's noise injected through ``draw_noise``) and in distribution (helpers and
-tolerances: control_reference.py)."""
+tolerances: control_reference.py; spaces, time limit and seeding: test_contract.py)."""
 
 from __future__ import annotations
 
+import control_reference as control
 import numpy as np
 import pytest
-import torch
-from control_reference import (
-    CARTPOLE,
-    balance_or_random,
-    first_episodes,
-    package_class,
-    package_episodes,
-    push_toward_second,
-    random_push,
-    side_by_side,
-    z_score,
-)
 
 import envs
 from envs.popgym import package_class as package_path
@@ -26,11 +15,9 @@ IDS = [f"popgym/NoisyPositionOnlyCartPole{d}-v0" for d in ("Easy", "Medium", "Ha
 
 
 @pytest.mark.parametrize("env_id", IDS)
-def test_spaces_noise_and_length_equal_popgyms(env_id):
+def test_noise_and_length_equal_popgyms(env_id):
     env = envs.make(env_id)
-    ref = package_class(package_path(env_id))()
-    assert env.single_observation_space == ref.observation_space
-    assert env.single_action_space == ref.action_space
+    ref = control.package_class(package_path(env_id))()
     assert env.max_episode_steps == ref.max_episode_length == 200
     np.testing.assert_array_equal(ref.noise_sigma, env.noise_sigma)
 
@@ -39,9 +26,7 @@ def test_spaces_noise_and_length_equal_popgyms(env_id):
 def test_side_by_side_with_the_package(env_id):
     """Same states, actions and noise: same noisy (clipped) observations, rewards, terminations
     and truncations, the first observation of every episode included."""
-    ended = side_by_side(env_id, CARTPOLE, balance_or_random, steps=220)
-    assert ended["terminated"] > 10
-    assert ended["truncated"] == 3  # the three balancing copies
+    control.assert_cartpole_side_by_side(env_id, steps=220)
 
 
 @pytest.mark.parametrize("env_id", [IDS[0], IDS[2]])
@@ -52,7 +37,7 @@ def test_noise_has_popgyms_standard_deviation(env_id):
     env = envs.make(env_id, num_envs=4096)
     obs, _ = env.reset(seed=0)
     noise = (obs[:, 0] - env.state[:, 0]).double().numpy()
-    ref = package_class(package_path(env_id))()
+    ref = control.package_class(package_path(env_id))()
     ref_noise = []
     for k in range(1000):
         ref_obs, _ = ref.reset(seed=k)
@@ -62,34 +47,15 @@ def test_noise_has_popgyms_standard_deviation(env_id):
         assert abs(sample.std() - sigma) < 4 * sigma / np.sqrt(2 * len(sample))
 
 
-@pytest.mark.parametrize("policy", [random_push, push_toward_second])
+@pytest.mark.parametrize("policy", [control.random_push, control.push_toward_second])
 def test_returns_and_lengths_match_the_package_in_distribution(policy):
     """Random and scripted (push toward the noisy pole angle's side) policies on the Hard id:
     first 2 episodes of 1,024 copies against 600 package episodes."""
-    env_id = IDS[2]
-    returns, lengths = first_episodes(env_id, policy)
-    ref_returns, ref_lengths = package_episodes(package_path(env_id), policy, 600)
-    assert abs(z_score(returns, ref_returns)) < 4
-    assert abs(z_score(lengths.astype(float), ref_lengths.astype(float))) < 4
+    control.assert_same_episodes(IDS[2], policy, 600)
 
 
 def test_a_different_noise_fails_the_comparison():
     """Control for the test above: noise 0.1 (Easy) against popgym's 0.3 (Hard)."""
-    returns, _ = first_episodes(IDS[0], push_toward_second)
-    ref_returns, _ = package_episodes(package_path(IDS[2]), push_toward_second, 600)
-    assert abs(z_score(returns, ref_returns)) > 4
-
-
-def test_same_seed_same_trajectory():
-    runs = []
-    for _ in range(2):
-        env = envs.make(IDS[1], num_envs=64)
-        obs, _ = env.reset(seed=5)
-        generator = torch.Generator().manual_seed(0)
-        trajectory = [obs]
-        for _ in range(50):
-            obs, reward, terminated, truncated, _ = env.step(random_push(obs, generator))
-            trajectory += [obs, reward, terminated, truncated]
-        runs.append(trajectory)
-    for a, b in zip(*runs, strict=True):
-        assert torch.equal(a, b)
+    returns, _ = control.first_episodes(IDS[0], control.push_toward_second)
+    ref_returns, _ = control.package_episodes(package_path(IDS[2]), control.push_toward_second, 600)
+    assert abs(control.z_score(returns, ref_returns)) > 4

@@ -1,22 +1,12 @@
 """popgym/PositionOnlyCartPole*: equal to popgym's PositionOnlyCartPole step by step and in
-distribution (helpers and tolerances: control_reference.py)."""
+distribution (helpers and tolerances: control_reference.py; spaces, time limit and seeding:
+test_contract.py)."""
 
 from __future__ import annotations
 
+import control_reference as control
 import numpy as np
 import pytest
-import torch
-from control_reference import (
-    CARTPOLE,
-    balance_or_random,
-    first_episodes,
-    package_class,
-    package_episodes,
-    push_toward_second,
-    random_push,
-    side_by_side,
-    z_score,
-)
 
 import envs
 from envs.popgym import package_class as package_path
@@ -25,54 +15,23 @@ IDS = [f"popgym/PositionOnlyCartPole{d}-v0" for d in ("Easy", "Medium", "Hard")]
 
 
 @pytest.mark.parametrize("env_id", IDS)
-def test_spaces_and_length_equal_popgyms(env_id):
-    env = envs.make(env_id)
-    ref = package_class(package_path(env_id))()
-    assert env.single_observation_space == ref.observation_space
-    assert env.single_action_space == ref.action_space
-    assert env.max_episode_steps == ref.max_episode_length
-
-
-@pytest.mark.parametrize("env_id", IDS)
 def test_side_by_side_with_the_package(env_id):
     """Same states, same actions: same observations, rewards, terminations and truncations,
     through terminations and time limits (half the copies balance to the limit)."""
-    length = envs.make(env_id).max_episode_steps
-    ended = side_by_side(env_id, CARTPOLE, balance_or_random, steps=length + 20)
-    assert ended["terminated"] > 10
-    assert ended["truncated"] == 3  # the three balancing copies
+    control.assert_cartpole_side_by_side(env_id, steps=envs.make(env_id).max_episode_steps + 20)
 
 
-@pytest.mark.parametrize("policy", [random_push, push_toward_second])
+@pytest.mark.parametrize("policy", [control.random_push, control.push_toward_second])
 def test_returns_and_lengths_match_the_package_in_distribution(policy):
     """Random and scripted (push toward the pole's side) policies: the returns (and lengths,
     return * 200) of the first 2 episodes of 1,024 copies against 600 package episodes."""
-    env_id = IDS[0]
-    returns, lengths = first_episodes(env_id, policy)
-    ref_returns, ref_lengths = package_episodes(package_path(env_id), policy, 600)
-    assert abs(z_score(returns, ref_returns)) < 4
-    assert abs(z_score(lengths.astype(float), ref_lengths.astype(float))) < 4
+    returns, lengths, ref_returns, ref_lengths = control.assert_same_episodes(IDS[0], policy, 600)
     np.testing.assert_allclose(returns, lengths / 200, rtol=1e-5)
     np.testing.assert_allclose(ref_returns, ref_lengths / 200, rtol=1e-12)
 
 
 def test_a_different_task_fails_the_comparison():
     """Control for the test above: the Hard id (rewards 1/600) against popgym's Easy (1/200)."""
-    returns, _ = first_episodes(IDS[2], push_toward_second)
-    ref_returns, _ = package_episodes(package_path(IDS[0]), push_toward_second, 600)
-    assert abs(z_score(returns, ref_returns)) > 4
-
-
-def test_same_seed_same_trajectory():
-    runs = []
-    for _ in range(2):
-        env = envs.make(IDS[0], num_envs=64)
-        obs, _ = env.reset(seed=5)
-        generator = torch.Generator().manual_seed(0)
-        trajectory = [obs]
-        for _ in range(50):
-            obs, reward, terminated, truncated, _ = env.step(random_push(obs, generator))
-            trajectory += [obs, reward, terminated, truncated]
-        runs.append(trajectory)
-    for a, b in zip(*runs, strict=True):
-        assert torch.equal(a, b)
+    returns, _ = control.first_episodes(IDS[2], control.push_toward_second)
+    ref_returns, _ = control.package_episodes(package_path(IDS[0]), control.push_toward_second, 600)
+    assert abs(control.z_score(returns, ref_returns)) > 4
