@@ -9,9 +9,11 @@ baseline a mixed team's groups must beat.
 
 ``--run RUN_DIR`` (a multi-agent run folder written by ``agents.ppo.train``) puts the trained
 policy in: for a mixed team it prints, per group, the group's return when every agent plays
-randomly, when every agent plays the trained policy, and when only that group plays it against
-random others, which is the fair test of a group with opposite goals (trained prey against
-trained predators can score below random prey against random predators and still have learned).
+randomly, when every agent plays the trained policy, when only that group plays it against
+random others, and when only that group plays randomly against the trained others. For a group
+with opposite goals the last is the fair baseline: trained prey against trained predators can
+score below random prey against random predators and still have learned, if it beats random prey
+against the same trained predators.
 The run's environment and options are used; ``--env`` may then be omitted.
 
 From Python: :func:`random_returns`, :func:`group_report`.
@@ -132,8 +134,10 @@ def _trained_rows(env: Any, policy: Any, trained: Sequence[str]) -> torch.Tensor
 def group_report(run_dir: str | Path, episodes: int = 1000, num_envs: int = 64,
                  seed: int = 0) -> dict[str, dict[str, float]]:
     """Per group of a run's mixed team: its return when all play randomly (``"random"``), all
-    play the trained policy (``"trained"``) and only it plays the policy against random others
-    (``"trained vs random"``; see the module docstring)."""
+    play the trained policy (``"trained"``), only it plays the policy against random others
+    (``"trained vs random"``) and only it plays randomly against the trained others (``"random
+    vs trained"``; ``"trained"`` above it says the group learned to play against the opponents
+    it trained with; see the module docstring)."""
     from benchmarks.versus import for_play, load_policy, run_config
 
     run_dir = Path(run_dir)
@@ -156,6 +160,9 @@ def group_report(run_dir: str | Path, episodes: int = 1000, num_envs: int = 64,
     for name in names:
         alone = random_returns(config.env_id, policy=policy, trained=[name], **common)
         table[name]["trained vs random"] = alone["group_returns"][name]
+        others = [other for other in names if other != name]
+        replaced = random_returns(config.env_id, policy=policy, trained=others, **common)
+        table[name]["random vs trained"] = replaced["group_returns"][name]
     return table
 
 
@@ -172,10 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.run:
             table = group_report(args.run, args.episodes, args.num_envs, args.seed)
-            print(f"{'group':<16}{'random':>12}{'trained':>12}{'trained vs random':>20}")
+            columns = ("random", "trained", "trained vs random", "random vs trained")
+            print(f"{'group':<16}" + "".join(f"{c:>20}" for c in columns))
             for name, row in table.items():
-                print(f"{name:<16}{row['random']:>12.2f}{row['trained']:>12.2f}"
-                      f"{row['trained vs random']:>20.2f}")
+                print(f"{name:<16}" + "".join(f"{row[c]:>20.2f}" for c in columns))
             return 0
         if not args.env:
             raise ValueError("give --env ID (or --run RUN_DIR)")

@@ -48,6 +48,7 @@ def test_a_trained_mixed_team_is_compared_with_random_per_group(tmp_path, capsys
     assert table["listener"]["random"] == pytest.approx(8 / 5, abs=0.5)
     for row in table.values():
         assert row["trained"] > 6.5 and row["trained vs random"] > 6.5, table
+        assert row["random vs trained"] < 3.5, table  # the group's own random play
     assert main(["--run", str(tmp_path / "run"), "--episodes", "64"]) == 0
     assert "trained vs random" in capsys.readouterr().out
     assert main(["--run", str(tmp_path / "nothing")]) == 2
