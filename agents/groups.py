@@ -13,6 +13,8 @@ Every group's network runs on every row, and each row takes the outputs of its o
 scatter); the cost is one forward per group. A row's group is fixed, so the other groups'
 outputs on it never reach the loss: each group's parameters learn only from its own agents.
 Recurrent states are kept per group for every row (the foreign rows' states are never read).
+:meth:`GroupedActorCritic.evaluate` also returns each sample's group, so that PPO's loss
+normalises advantages within each group (as separate learners would), not across the team.
 
 Communication crosses groups: every group's encoder maps its agents' observations to the common
 ``hidden_size``; each row takes its own group's features, one
@@ -256,7 +258,7 @@ class GroupedActorCritic(nn.Module):
                                                         strict=True))]
         return Evaluation(self._pick(groups, [p.logprob for p in parts]),
                           self._pick(groups, [p.entropy for p in parts]),
-                          self._pick(groups, [p.value for p in parts]))
+                          self._pick(groups, [p.value for p in parts]), groups=groups)
 
     @torch.no_grad()
     def predict(self, obs: Any, state: PolicyState | None = None,

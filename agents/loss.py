@@ -77,12 +77,17 @@ def ppo_loss(
         acting: ``[...]`` bool, the samples whose action counts (multi-agent turns): the policy
             terms (surrogate, entropy, KL, clip fraction, advantage normalisation) are means over
             them alone; the value loss keeps every sample. None: every sample acts.
+
+    Where ``new.groups`` says which group's policy answered each sample (one policy per group
+    of a mixed team), advantages are normalised within each group.
     """
     log_ratio = new.logprob - old_logprob
     ratio = log_ratio.exp()
     mean = torch.mean if acting is None else _masked_mean(acting)
     adv = advantages
-    if norm_adv and acting is None:
+    if norm_adv and new.groups is not None:
+        adv = _normalised_per_group(adv, new.groups, acting)
+    elif norm_adv and acting is None:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     elif norm_adv:  # torch.std's unbiased estimate, over the acting samples
         count = acting.float().sum()
@@ -104,6 +109,21 @@ def ppo_loss(
         approx_kl = mean((ratio - 1) - log_ratio)
         clipfrac = mean(((ratio - 1.0).abs() > clip).float())
     return LossTerms(loss, policy_loss, value_loss, entropy, approx_kl, clipfrac)
+
+
+def _normalised_per_group(adv: torch.Tensor, groups: torch.Tensor,
+                          acting: torch.Tensor | None) -> torch.Tensor:
+    """``adv`` less its group's mean, over its group's (unbiased) std; statistics over the
+    acting samples."""
+    member = torch.nn.functional.one_hot(groups, int(groups.max()) + 1).to(adv.dtype)
+    if acting is not None:
+        member = member * acting.to(adv.dtype).unsqueeze(-1)
+    dims = tuple(range(adv.dim()))
+    count = member.sum(dims)
+    group_mean = (adv.unsqueeze(-1) * member).sum(dims) / count.clamp(min=1.0)
+    centred = adv - group_mean[groups]
+    variance = (centred.square().unsqueeze(-1) * member).sum(dims) / (count - 1).clamp(min=1.0)
+    return centred / (variance.sqrt()[groups] + 1e-8)
 
 
 def _masked_mean(acting: torch.Tensor):

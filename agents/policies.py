@@ -579,6 +579,9 @@ class Evaluation(NamedTuple):
             over the number of samples), a scalar; 0 without one.
         value_penalty: What a Bayesian value head adds to the value loss (the rest of its
             ELBO), a scalar; 0 without one.
+        groups: ``[T, B]`` int64, each sample's group where one policy per group answered
+            (``agents.groups.GroupedActorCritic``): the loss normalises advantages per group.
+            None otherwise.
     """
 
     logprob: torch.Tensor
@@ -586,6 +589,7 @@ class Evaluation(NamedTuple):
     value: torch.Tensor
     policy_penalty: torch.Tensor | float = 0.0
     value_penalty: torch.Tensor | float = 0.0
+    groups: torch.Tensor | None = None
 
 
 class ActorCritic(nn.Module):

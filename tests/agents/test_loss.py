@@ -212,3 +212,17 @@ def test_an_all_acting_mask_gives_the_unmasked_loss():
     masked = ppo_loss(new, *args, acting=torch.ones(n, dtype=torch.bool), **options)
     for a, b in zip(plain, masked, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_advantages_are_normalised_within_each_group():
+    # One policy per group: each group's advantages are centred and scaled on their own, so a
+    # group whose returns are large does not swamp (or shift) a group whose returns are small.
+    adv = torch.tensor([100.0, 110.0, 120.0, -1.0, 0.0, 1.0])
+    groups = torch.tensor([0, 0, 0, 1, 1, 1])
+    logprob = torch.zeros(6, requires_grad=True)
+    new = Evaluation(logprob, torch.zeros(6), torch.zeros(6), groups=groups)
+    terms = ppo_loss(new, torch.zeros(6), torch.zeros(6), adv, torch.zeros(6), clip=0.2,
+                     vf_coef=0.5, ent_coef=0.0, norm_adv=True)
+    terms.loss.backward()
+    # d(policy loss)/d(logprob_i) = -A_i / n at ratio 1; per group A = (-1, 0, 1) for both
+    torch.testing.assert_close(logprob.grad, torch.tensor([1.0, 0, -1, 1, 0, -1]) / 6)
