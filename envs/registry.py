@@ -189,7 +189,9 @@ def make(
             such as ``"CartPole-v1"``, or ``"package.module:Name"`` naming a
             :class:`~envs.core.BatchedEnv` subclass, a ``gymnasium.Env`` subclass, or any
             callable (class or factory, e.g. ``"mpe2.simple_spread_v3:parallel_env"``) that
-            returns a PettingZoo ``ParallelEnv`` or a ``gymnasium.Env``, or ``"vmas:<scenario>"``
+            returns a PettingZoo ``ParallelEnv``, a PettingZoo ``AECEnv`` (a turn-based game,
+            e.g. ``"pettingzoo.classic.tictactoe_v3:env"``) or a ``gymnasium.Env``, or
+            ``"vmas:<scenario>"``
             naming a VMAS scenario (:class:`envs.interop.vmas.VmasToBatched`, which documents
             its keyword arguments; needs ``pip install -e ".[vmas]"``).
         num_envs: Number of copies.
@@ -206,8 +208,9 @@ def make(
     Returns:
         A :class:`~envs.core.BatchedEnv` (third-party environments come wrapped in
         :class:`envs.interop.gymnasium.GymnasiumToBatched` or, for PettingZoo,
-        :class:`envs.interop.pettingzoo.PettingZooToBatched`, a
-        :class:`~envs.core.MultiAgentBatchedEnv`).
+        :class:`envs.interop.pettingzoo.PettingZooToBatched` or
+        :class:`envs.interop.turn_based.AECToBatched`, and VMAS in
+        :class:`envs.interop.vmas.VmasToBatched`: each a :class:`~envs.core.MultiAgentBatchedEnv`).
 
     Raises:
         ValueError: unknown id, with the closest known ids; ``num_envs < 1``; a device that this
