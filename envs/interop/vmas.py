@@ -229,7 +229,6 @@ class VmasToBatched(MultiAgentBatchedEnv):
             warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                    warning.lineno)
         self.max_episode_steps = max_steps
-        self._continuous = continuous_actions
         self._build_observation_spaces()
         self._build_action_space()
         super().__init__(self.env.n_agents, num_envs, resolved, debug)
