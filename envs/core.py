@@ -115,6 +115,15 @@ def check_nonnegative(name: str, value: Any) -> float:
     return float(value)
 
 
+def check_seed(seed: Any) -> int | None:
+    """``seed`` as an int (None stays None); ``TypeError`` for anything else (bools too)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int or None, got {seed!r}")
+    return int(seed)
+
+
 def check_num_envs(num_envs: int) -> int:
     """Return ``num_envs`` as an int; ``TypeError``/``ValueError`` unless it is an int >= 1."""
     return check_int("num_envs", num_envs, 1)
@@ -204,10 +213,9 @@ class BatchedEnv:
     # ------------------------------------------------------------------ the vector API
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Obs, dict]:
         """Reset every copy. ``seed`` reseeds ``self.generator``: same seed, same trajectory."""
+        seed = check_seed(seed)
         if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-                raise TypeError(f"seed must be an int or None, got {seed!r}")
-            self.generator.manual_seed(int(seed))
+            self.generator.manual_seed(seed)
         self._reset_copies(self._all, options)
         self._start_episodes()
         return self._observe(), self._current_info()

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
-from envs.core import BatchedEnv, Obs, check_finite, check_num_envs, resolve_device
+from envs.core import BatchedEnv, Obs, check_finite, check_num_envs, check_seed, resolve_device
 from envs.interop._convert import (
     actions_to_tensor,
     check_single_agent,
@@ -305,10 +305,8 @@ class GymnasiumToBatched(BatchedEnv):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Obs, dict]:
         """Reset every copy; ``seed`` seeds copy ``i`` with ``seed + i``."""
+        seed = check_seed(seed)
         if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-                raise TypeError(f"seed must be an int or None, got {seed!r}")
-            seed = int(seed)
             self.generator.manual_seed(seed)
         obs, self.last_vector_info = self.vector_env.reset(seed=seed, options=options)
         self._start_episodes()

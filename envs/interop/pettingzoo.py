@@ -23,7 +23,14 @@ import torch
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from envs.core import MultiAgentBatchedEnv, Obs, check_finite, resolve_device, torch_dtype
+from envs.core import (
+    MultiAgentBatchedEnv,
+    Obs,
+    check_finite,
+    check_seed,
+    resolve_device,
+    torch_dtype,
+)
 from envs.interop._convert import actions_to_tensor, copy_at, to_numpy, to_tensor, torch_space
 from envs.interop.agent_padding import (
     ActionPadding,
@@ -461,10 +468,8 @@ class PettingZooToBatched(MultiAgentBatchedEnv):
     # ------------------------------------------------------------------ the batched API
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Obs, dict]:
         """Reset every copy; ``seed`` seeds copy ``i`` with ``seed + i``."""
+        seed = check_seed(seed)
         if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-                raise TypeError(f"seed must be an int or None, got {seed!r}")
-            seed = int(seed)
             self.generator.manual_seed(seed)
         observations = []
         states = []

@@ -18,7 +18,7 @@ import torch
 from gymnasium import spaces
 from pettingzoo import AECEnv
 
-from envs.core import MultiAgentBatchedEnv, Obs, check_finite
+from envs.core import MultiAgentBatchedEnv, Obs, check_finite, check_seed
 from envs.interop._convert import copy_at, to_tensor, torch_space
 from envs.interop.agent_padding import ActionPadding, ObservationPadding
 from envs.interop.pettingzoo import open_copies
@@ -303,10 +303,8 @@ class AECToBatched(MultiAgentBatchedEnv):
     # ------------------------------------------------------------------ the batched API
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Obs, dict]:
         """Reset every copy; ``seed`` seeds copy ``i`` with ``seed + i``."""
+        seed = check_seed(seed)
         if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-                raise TypeError(f"seed must be an int or None, got {seed!r}")
-            seed = int(seed)
             self.generator.manual_seed(seed)
         observations, states = [], []
         for i in range(self.num_envs):

@@ -18,7 +18,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from envs.core import MultiAgentBatchedEnv, Obs, check_int, check_num_envs, resolve_device
+from envs.core import (
+    MultiAgentBatchedEnv,
+    Obs,
+    check_int,
+    check_num_envs,
+    check_seed,
+    resolve_device,
+)
 from envs.interop.agent_padding import ActionPadding, ObservationPadding
 
 try:
@@ -204,7 +211,7 @@ class VmasToBatched(MultiAgentBatchedEnv):
         if max_steps is not None:
             max_steps = check_int("max_steps", max_steps, 1)
         if seed is not None:
-            seed = _check_seed(seed)
+            seed = check_seed(seed)
         self.scenario_name = scenario if isinstance(scenario, str) else type(scenario).__name__
         #: The wrapped ``vmas.simulator.environment.Environment``.
         with warnings.catch_warnings(record=True) as caught:
@@ -311,7 +318,7 @@ class VmasToBatched(MultiAgentBatchedEnv):
         ``options`` is ignored: VMAS scenarios take no reset options.
         """
         if seed is not None:
-            seed = _check_seed(seed)
+            seed = check_seed(seed)
             self.generator.manual_seed(seed)
         self._obs = self._observations(self.env.reset(seed=seed))
         self._start_episodes()
@@ -377,8 +384,3 @@ def _gymnasium_space(space: Any) -> gym.Space:
         return gym.spaces.MultiDiscrete(np.asarray(space.nvec, dtype=np.int64))
     return space
 
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int or None, got {seed!r}")
-    return int(seed)
