@@ -235,7 +235,8 @@ class GroupedActorCritic(nn.Module):
     def value_and_std(self, obs: Any, state: PolicyState, episode_start: torch.Tensor,
                       critic_obs: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
         groups = self._row_groups(obs)
-        self._prepare_messages(obs, groups, sequence=True)
+        if self.policies[0].critic_core is None:  # the value reads the actor's trunk (messages)
+            self._prepare_messages(obs, groups, sequence=True)
         values = [policy.value(self._group_obs(obs, n, groups == n), part, episode_start,
                                critic_obs)
                   for n, (policy, part) in enumerate(zip(self.policies, self._split(state),

@@ -84,8 +84,7 @@ def _widest(spaces: list[gym.Space], padded: gym.Space) -> gym.Space:
     if all(isinstance(space, gym.spaces.Discrete) for space in spaces):
         return gym.spaces.Discrete(max(int(space.n) for space in spaces))
     if all(isinstance(space, gym.spaces.Box) and len(space.shape) == 1 for space in spaces):
-        widest = max(spaces, key=lambda space: space.shape[0])
-        return widest
+        return max(spaces, key=lambda space: space.shape[0])
     return padded
 
 
