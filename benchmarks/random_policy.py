@@ -36,6 +36,7 @@ import envs
 from agents.multiagent import AgentBatch
 from agents.ppo import CHECKPOINT, make_env
 from benchmarks import stats
+from benchmarks.versus import for_play, load_policy, run_config, sample_legal
 
 
 def _random_actions(env: Any, generator: torch.Generator) -> torch.Tensor:
@@ -43,8 +44,7 @@ def _random_actions(env: Any, generator: torch.Generator) -> torch.Tensor:
     space, n = env.single_action_space, env.num_envs
     if isinstance(space, gym.spaces.Discrete):
         if getattr(env, "has_action_mask", False):
-            legal = env.action_masks().reshape(n, -1).float()
-            return torch.multinomial(legal, 1, generator=generator)[:, 0] + int(space.start)
+            return sample_legal(env.action_masks().reshape(n, -1), generator) + int(space.start)
         return torch.randint(int(space.start), int(space.start + space.n), (n,),
                              generator=generator)
     if isinstance(space, gym.spaces.MultiDiscrete):
@@ -138,8 +138,6 @@ def group_report(run_dir: str | Path, episodes: int = 1000, num_envs: int = 64,
     (``"trained vs random"``) and only it plays randomly against the trained others (``"random
     vs trained"``; ``"trained"`` above it says the group learned to play against the opponents
     it trained with; see the module docstring)."""
-    from benchmarks.versus import for_play, load_policy, run_config
-
     run_dir = Path(run_dir)
     config = run_config(run_dir)
     play = for_play(config, num_envs, torch.device("cpu"))

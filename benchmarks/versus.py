@@ -102,7 +102,7 @@ class RandomPlayer:
 
     def __call__(self, obs: Any, legal: torch.Tensor, episode_start: torch.Tensor
                  ) -> torch.Tensor:
-        return _sample_legal(legal, self.generator)
+        return sample_legal(legal, self.generator)
 
 
 class PolicyPlayer:
@@ -121,7 +121,8 @@ class PolicyPlayer:
         return action.to(legal.device)
 
 
-def _sample_legal(legal: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def sample_legal(legal: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One uniformly random legal action index per row of the mask ``legal`` ``[B, n]``."""
     return torch.multinomial(legal.float().cpu(), 1, generator=generator)[:, 0].to(legal.device)
 
 
@@ -171,7 +172,7 @@ def play_games(env: AgentBatch, trained: Player, opponent: Player, games: int,
             if bool(bad.any()):
                 illegal["trained"] += int((bad & mine).sum())
                 illegal["opponent"] += int((bad & ~mine).sum())
-                actions = torch.where(bad, _sample_legal(legal, fallback), actions)
+                actions = torch.where(bad, sample_legal(legal, fallback), actions)
             obs, reward, terminated, truncated, _ = env.step(actions)
             returns += reward.reshape(copies, seats).double().cpu()
             episode_start = terminated | truncated
