@@ -160,8 +160,8 @@ class RecurrentCore(MemoryCore):
                    for layer in range(self.num_layers)]
         hidden = [tuple(s[layer] for s in state) for layer in range(self.num_layers)]
         outputs = []
-        for t in range(x.shape[0]):
-            y = x[t]
+        # unbind, not x[t]: the backward of T selects would build T zero tensors of x's size.
+        for t, y in enumerate(x.unbind(0)):
             for layer, w in enumerate(weights):
                 h = hidden[layer] if t == 0 else tuple(s * keep[t - 1] for s in hidden[layer])
                 if self.cell == "lstm":
