@@ -360,10 +360,10 @@ class TransformerCore(MemoryCore):
             keys_in = torch.cat((memory[:, :, layer], h))  # [W+T, B, H]
             new_memory.append(keys_in[-window:])
             bias = self._bias(layer)[:, dist_index]  # [heads, T, W+T]
-            mask = bias[None].masked_fill(~allowed[:, None], float("-inf"))
             weight, b = self.qkv[layer].weight, self.qkv[layer].bias
             q = nn.functional.linear(block.norm_mix(h), weight[:size], b[:size])
             if length == 1:  # the rollout: no key or value is projected
+                mask = bias[None].masked_fill(~allowed[:, None], float("-inf"))
                 attended = self._attend_one_step(layer, block, q, keys_in, mask)
             else:
                 kv = nn.functional.linear(block.norm_mix(keys_in), weight[size:], b[size:])
@@ -372,9 +372,12 @@ class TransformerCore(MemoryCore):
                 def split(t: torch.Tensor) -> torch.Tensor:  # [S, B, H] -> [B, heads, S, H/heads]
                     return t.reshape(t.shape[0], batch, heads, -1).permute(1, 2, 0, 3)
 
-                attended = nn.functional.scaled_dot_product_attention(
-                    split(q), split(k), split(v), attn_mask=mask
-                )  # [B, heads, T, H/heads]
+                # Written out rather than scaled_dot_product_attention: its CPU path with a float
+                # mask of [B, heads, T, W+T] built and scanned for fully masked rows took a
+                # third longer here. Every query sees itself, so no row is fully masked.
+                scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(size // heads)
+                scores = (scores + bias).masked_fill_(~allowed[:, None], float("-inf"))
+                attended = torch.softmax(scores, dim=-1) @ split(v)  # [B, heads, T, H/heads]
             mixed = self.out[layer](attended.permute(2, 0, 1, 3).reshape(length, batch, -1))
             h = block.combine(h, mixed)
 
