@@ -1,7 +1,7 @@
 """Where one PPO iteration spends its time, per memory core.
 
 ``python -m benchmarks.profile [--env ID] [--agents mlp,gru,lstm,transformer,linear]
-[--num-envs 1024] [--updates 3] [--warmup 1] [--device cpu] [--threads N]`` trains each agent
+[--num-envs 1024] [--updates 3] [--warmup 1] [--device cpu] [--threads N] [--ops K]`` trains each agent
 (``agents.presets.agent_config(agent, env)`` at ``--num-envs`` copies) through
 :func:`agents.ppo.train` itself and times its phases by wrapping the functions the loop calls:
 
@@ -24,6 +24,12 @@ bookkeeping        everything else of the iteration (episode statistics, stop ru
 Times are perf_counter intervals; on CUDA each wrapped call synchronises before and after, so
 the phases add up but the total is slower than an unprofiled run (the ``sps`` column is the
 profiled run's). The first ``--warmup`` iterations are not counted. A measurement, not a test.
+
+``--ops K`` runs one more iteration's update (not counted above) under ``torch.profiler`` and
+prints, per agent, how many operator calls it made, their mean time, the matrix products'
+floating-point work and the rate achieved, beside the rate of one large matrix product on the
+same threads: the gap between the two says whether the update is bound by arithmetic or by the
+cost of launching many small operations. Then the ``K`` operators with the most time.
 """
 
 from __future__ import annotations
@@ -82,17 +88,21 @@ class PhaseTimer:
 
 
 def profile_agent(agent: str, env_id: str, num_envs: int, updates: int, warmup: int,
-                  device: str) -> dict[str, Any]:
-    """Train ``agent`` for ``warmup + updates`` iterations and time the last ``updates``.
+                  device: str, ops: int = 0) -> dict[str, Any]:
+    """Train ``agent`` for ``warmup + updates`` iterations and time the last ``updates``; with
+    ``ops``, one more iteration's update runs under ``torch.profiler`` (:func:`operator_profile`).
 
     Returns:
-        ``{"agent", "ms": {phase: ms per iteration}, "total_ms", "sps"}``.
+        ``{"agent", "ms": {phase: ms per iteration}, "total_ms", "sps"}``, and ``"ops"`` (the
+        operator summary) when ``ops`` is set.
     """
     config = agent_config(agent, env_id, num_envs=num_envs, device=device, seed=0)
-    config = dataclasses.replace(config, total_steps=(warmup + updates) * config.batch_size,
+    extra = 1 if ops else 0
+    config = dataclasses.replace(config, total_steps=(warmup + updates + extra) * config.batch_size,
                                  stop_at_return=None)
     timer = PhaseTimer(resolve_device(config.device))
     iterations = {"done": 0, "start": 0.0}
+    summary: dict[str, Any] = {}
 
     real_collect, real_update = rollout.collect, ppo.update_policy
     real_evaluate = ppo.ActorCritic.evaluate
@@ -102,12 +112,17 @@ def profile_agent(agent: str, env_id: str, num_envs: int, updates: int, warmup: 
     real_deferred, real_finite = BatchedEnv.check_deferred, ppo._check_rollout_finite
 
     def collect(*args: Any, **kwargs: Any) -> Any:
-        timer.counting = iterations["done"] >= warmup
+        timer.counting = warmup <= iterations["done"] < warmup + updates
         iterations["start"] = time.perf_counter()
         with timer.phase("storage"):
             return real_collect(*args, **kwargs)
 
     def update(*args: Any, **kwargs: Any) -> Any:
+        if iterations["done"] == warmup + updates:  # the extra, profiled iteration
+            with torch.profiler.profile(with_flops=True) as prof:
+                result = real_update(*args, **kwargs)
+            summary.update(operator_profile(prof, ops))
+            return result
         with timer.phase("minibatch"):
             return real_update(*args, **kwargs)
 
@@ -143,8 +158,55 @@ def profile_agent(agent: str, env_id: str, num_envs: int, updates: int, warmup: 
     timer.totals["bookkeeping"] = timer.totals["iteration"] - claimed
     ms = {name: 1000 * timer.totals.get(name, 0.0) / updates for name in PHASES}
     total = sum(ms.values())
-    return {"agent": agent, "ms": ms, "total_ms": total,
-            "sps": config.batch_size / (total / 1000) if total else float("nan")}
+    row = {"agent": agent, "ms": ms, "total_ms": total,
+           "sps": config.batch_size / (total / 1000) if total else float("nan")}
+    if ops:
+        row["ops"] = summary
+    return row
+
+
+def operator_profile(prof: Any, top: int) -> dict[str, Any]:
+    """What one update's operators cost, from a finished ``torch.profiler.profile``: operator
+    calls (``aten::`` ones, which do the work), their summed self CPU time in ms, the floating-point
+    operations the profiler counts (matrix products), and the ``top`` operators by self time as
+    ``(name, calls, ms)``."""
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return {
+        "calls": sum(e.count for e in events),
+        "self_ms": sum(e.self_cpu_time_total for e in events) / 1000,
+        "flops": sum(e.flops or 0 for e in events),
+        "top": [(e.key, e.count, e.self_cpu_time_total / 1000) for e in events[:top]],
+    }
+
+
+def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of one ``size x size`` float32 matrix product on the CPU's current threads: what
+    arithmetic-bound code could reach here."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def operator_table(rows: Sequence[dict[str, Any]], peak: float | None) -> str:
+    """Per agent: the update's operator calls, mean us per call, matrix GFLOP and GFLOP/s, then
+    its most expensive operators."""
+    lines = [f"one update under torch.profiler (matrix products' rate: "
+             f"{'n/a' if peak is None else f'{peak:,.0f} GFLOP/s on a 2048x2048 product'})",
+             f"{'agent':<14}{'op calls':>10}{'us/call':>10}{'op ms':>10}{'GFLOP':>10}"
+             f"{'GFLOP/s':>10}"]
+    for r in rows:
+        o = r["ops"]
+        rate = o["flops"] / 1e9 / (o["self_ms"] / 1000) if o["self_ms"] else float("nan")
+        lines.append(f"{r['agent']:<14}{o['calls']:>10,}{1000 * o['self_ms'] / o['calls']:>10.1f}"
+                     f"{o['self_ms']:>10.1f}{o['flops'] / 1e9:>10.2f}{rate:>10.1f}")
+    for r in rows:
+        top = ", ".join(f"{name[6:]} {ms:.0f} ms/{calls}" for name, calls, ms in r["ops"]["top"])
+        lines.append(f"  {r['agent']}: {top}")
+    return "\n".join(lines)
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
@@ -173,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's own choice)")
+    parser.add_argument("--ops", type=int, default=0, metavar="K",
+                        help="also profile one update's operators and list the K costliest")
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -181,9 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"one PPO iteration on {args.env}, {args.num_envs} copies, {device}, "
           f"{torch.get_num_threads()} torch threads; mean of {args.updates} iterations after "
           f"{args.warmup} warm-up")
-    rows = [profile_agent(agent, args.env, args.num_envs, args.updates, args.warmup, device)
+    if args.ops < 0:
+        parser.error(f"--ops must be 0 or more, got {args.ops}")
+    rows = [profile_agent(agent, args.env, args.num_envs, args.updates, args.warmup, device,
+                          ops=args.ops)
             for agent in agents]
     print(table(rows))
+    if args.ops:
+        print(operator_table(rows, matmul_rate() if device == "cpu" else None))
     return 0
 
 
