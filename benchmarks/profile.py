@@ -1,8 +1,8 @@
 """Where one PPO iteration spends its time, per memory core.
 
 ``python -m benchmarks.profile [--env ID] [--agents mlp,gru,lstm,transformer,linear]
-[--num-envs 1024] [--updates 3] [--warmup 1] [--device cpu] [--threads N] [--ops K]`` trains each agent
-(``agents.presets.agent_config(agent, env)`` at ``--num-envs`` copies) through
+[--num-envs 1024] [--updates 3] [--warmup 1] [--device cpu] [--threads N] [--ops K]`` trains
+each agent (``agents.presets.agent_config(agent, env)`` at ``--num-envs`` copies) through
 :func:`agents.ppo.train` itself and times its phases by wrapping the functions the loop calls:
 
 =================  ==========================================================================

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.profile``: the phase table of one PPO iteration and the operator summary."""
+"""``python -m benchmarks.profile``: one PPO iteration's phase table and its operator summary."""
 
 from __future__ import annotations
 
