@@ -19,7 +19,7 @@ normalises advantages within each group (as separate learners would), not across
 Communication crosses groups: every group's encoder maps its agents' observations to the common
 ``hidden_size``; each row takes its own group's features, one
 :class:`graphs.communication.AgentCommunication` passes messages between all the agents of a copy,
-and each group's core and heads continue from the result.
+and each group's core and heads continue from the result (without running the encoder again).
 
 Not supported with groups (a ``ValueError`` says so): Bayesian value heads and Thompson
 policies; use ``group_policies = False`` (one shared policy over the padded observations) for
@@ -56,16 +56,21 @@ class _Core:
 
 class _Messages(nn.Module):
     """Stands in for a group policy's communication: hands back the features after message
-    passing across every group, computed by :class:`GroupedActorCritic` before the call."""
+    passing across every group, computed by :class:`GroupedActorCritic` before the call. As
+    ``precomputed`` says, the policy then skips its own encoder (the features already went
+    through it). Each prepared output serves one call."""
+
+    precomputed = True
 
     def __init__(self) -> None:
         super().__init__()
         self.output: torch.Tensor | None = None
 
-    def forward(self, features: torch.Tensor, obs: Any) -> torch.Tensor:
-        if self.output is None or self.output.shape != features.shape:
+    def forward(self, features: None, obs: Any) -> torch.Tensor:
+        output, self.output = self.output, None
+        if output is None:
             raise RuntimeError("GroupedActorCritic prepares the messages before each call")
-        return self.output
+        return output
 
 
 class GroupedActorCritic(nn.Module):

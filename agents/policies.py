@@ -758,6 +758,9 @@ class ActorCritic(nn.Module):
         agents' positions): the actor core's input ``[T, B, D]``, and the node embeddings
         ``[T, B, N_max, H]`` that travel beside the core to a node head (None without one)."""
         nodes = None
+        if getattr(self.communication, "precomputed", False):
+            # agents.groups: the messages were passed over every group's encoder already.
+            return self.communication(None, obs), None
         if self.node_head:
             nodes, features = self.encoder.embed(obs)
         else:
