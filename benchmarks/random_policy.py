@@ -14,7 +14,9 @@ random others, and when only that group plays randomly against the trained other
 with opposite goals the last is the fair baseline: trained prey against trained predators can
 score below random prey against random predators and still have learned, if it beats random prey
 against the same trained predators.
-The run's environment and options are used; ``--env`` may then be omitted.
+The run's environment and options are used; ``--env`` may then be omitted. ``--run`` takes
+several folders, or a folder of ``seed*`` runs (``runs/<suite>/<env>/<agent>``): each run's table,
+then every cell's mean over the runs with its smallest and largest value.
 
 From Python: :func:`random_returns`, :func:`group_report`.
 """
@@ -164,11 +166,42 @@ def group_report(run_dir: str | Path, episodes: int = 1000, num_envs: int = 64,
     return table
 
 
+def run_folders(paths: Sequence[str | Path]) -> list[Path]:
+    """The run folders ``paths`` name: a run folder itself (it has ``config.json``), or the
+    ``seed*`` runs inside a folder.
+
+    Raises:
+        FileNotFoundError: a path that is neither.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if (path / "config.json").is_file():
+            found.append(path)
+            continue
+        seeds = sorted(p for p in path.glob("seed*") if (p / "config.json").is_file())
+        if not seeds:
+            raise FileNotFoundError(f"{path} is not a run folder (no config.json) and holds no "
+                                    "seed*/ run folders")
+        found.extend(seeds)
+    return found
+
+
+COLUMNS = ("random", "trained", "trained vs random", "random vs trained")
+
+
+def _print_table(table: dict[str, dict[str, str]]) -> None:
+    print(f"{'group':<16}" + "".join(f"{c:>24}" for c in COLUMNS))
+    for name, row in table.items():
+        print(f"{name:<16}" + "".join(f"{row[c]:>24}" for c in COLUMNS))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.random_policy",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", help="any id envs.make builds (not needed with --run)")
-    parser.add_argument("--run", help="a multi-agent run folder: per group, random vs trained")
+    parser.add_argument("--run", nargs="+", metavar="RUN_DIR",
+                        help="multi-agent run folders (or folders of seed*/ runs): per group, "
+                             "random vs trained")
     parser.add_argument("--episodes", type=int, default=1000)
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
@@ -176,11 +209,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.run:
-            table = group_report(args.run, args.episodes, args.num_envs, args.seed)
-            columns = ("random", "trained", "trained vs random", "random vs trained")
-            print(f"{'group':<16}" + "".join(f"{c:>20}" for c in columns))
-            for name, row in table.items():
-                print(f"{name:<16}" + "".join(f"{row[c]:>20.2f}" for c in columns))
+            tables = {run: group_report(run, args.episodes, args.num_envs, args.seed)
+                      for run in run_folders(args.run)}
+            for run, table in tables.items():
+                if len(tables) > 1:
+                    print(run)
+                _print_table({name: {c: f"{row[c]:.2f}" for c in COLUMNS}
+                              for name, row in table.items()})
+            if len(tables) > 1:
+                first = next(iter(tables.values()))
+                if any(set(table) != set(first) for table in tables.values()):
+                    raise ValueError("the runs have different groups: give runs of one task")
+                print(f"mean over {len(tables)} runs [smallest, largest]")
+                summary = {}
+                for name in first:
+                    summary[name] = {}
+                    for c in COLUMNS:
+                        values = [table[name][c] for table in tables.values()]
+                        summary[name][c] = (f"{np.mean(values):.2f} [{min(values):.2f}, "
+                                            f"{max(values):.2f}]")
+                _print_table(summary)
             return 0
         if not args.env:
             raise ValueError("give --env ID (or --run RUN_DIR)")

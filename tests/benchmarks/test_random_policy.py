@@ -52,3 +52,15 @@ def test_a_trained_mixed_team_is_compared_with_random_per_group(tmp_path, capsys
     assert main(["--run", str(tmp_path / "run"), "--episodes", "64"]) == 0
     assert "trained vs random" in capsys.readouterr().out
     assert main(["--run", str(tmp_path / "nothing")]) == 2
+
+    # A folder of seed runs: each run's table, then the mean over them with its range.
+    import shutil
+
+    for seed in (0, 1):
+        shutil.copytree(tmp_path / "run", tmp_path / "agent" / f"seed{seed}")
+    assert main(["--run", str(tmp_path / "agent"), "--episodes", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "seed0" in out and "seed1" in out and "mean over 2 runs" in out
+    summary = out.split("mean over 2 runs")[1].split("\n", 1)[1]
+    assert summary.count("[") == 8  # 2 groups x 4 columns, each with its range
+    assert main(["--run", str(tmp_path)]) == 2  # neither a run nor a folder of seed runs
