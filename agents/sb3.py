@@ -184,6 +184,15 @@ def _fit_rollout_to_budget(agent: str, hyperparams: dict[str, Any], num_envs: An
         hyperparams["batch_size"] = rollout
 
 
+def silent_logger() -> Any:
+    """An SB3 ``Logger`` that writes nothing. Without one, every ``learn`` without
+    ``tensorboard_log`` leaves an empty ``SB3-<date>`` folder in the system's temporary directory
+    (SB3's ``configure``); Umbra logs through its own callback."""
+    from stable_baselines3.common.logger import Logger
+
+    return Logger(folder=None, output_formats=[])
+
+
 def schedule(value: float | str) -> float | Callable[[float], float]:
     """RL-Zoo's notation: ``"lin_1e-3"`` decays linearly from 1e-3 to 0; a number is constant.
 
@@ -308,6 +317,7 @@ def train(
                 progress(step)
 
     log = Log()
+    model.set_logger(silent_logger())
     model.learn(total_timesteps=config.total_steps, callback=log)
     wall = time.perf_counter() - log.start
     venv.close()

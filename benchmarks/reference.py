@@ -16,7 +16,7 @@ import time
 from collections import deque
 from typing import Any
 
-from agents.sb3 import schedule  # RL-Zoo's "lin_<x>" notation
+from agents.sb3 import schedule, silent_logger  # schedule: RL-Zoo's "lin_<x>" notation
 
 #: RL-Zoo's ``CartPole-v1`` PPO hyperparameters. ``total_timesteps`` is the zoo's ``n_timesteps``:
 #: the linear schedules decay over it, and it caps a run that never reaches the threshold.
@@ -160,6 +160,7 @@ def train_sb3_ppo(
         policy_kwargs=policy_kwargs or None,
     )
     callback = ThresholdStop()
+    model.set_logger(silent_logger())
     model.learn(total_timesteps=s["total_timesteps"], callback=callback)
     wall = time.perf_counter() - callback.start
     env.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import pytest
@@ -18,7 +19,10 @@ from envs.interop.sb3 import BatchedToSB3VecEnv
 
 
 @pytest.mark.parametrize("agent", list(sb3.SB3_AGENTS))
-def test_each_baseline_runs_as_a_oneoff_trial(agent, tmp_path):
+def test_each_baseline_runs_as_a_oneoff_trial(agent, tmp_path, monkeypatch):
+    temporary = tmp_path / "system_tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     # CartPole's preset: 8 copies x 32 steps per rollout, so 512 steps are 2 rollouts.
     assert main(["--env", "umbra/CartPole-v0", "--agent", agent, "--steps", "512",
                  "--stop-at-return", "10000", "--logdir", str(tmp_path), "--no-progress"]) == 0
@@ -32,6 +36,7 @@ def test_each_baseline_runs_as_a_oneoff_trial(agent, tmp_path):
     assert [e.step for e in acc.Scalars("charts/sps")] == [256, 512]  # at the global step
     assert [e.step for e in acc.Scalars("charts/episode_return")] == [256, 512]
     assert acc.Scalars("hparams/final_return")[0].value == pytest.approx(result["final_return"])
+    assert list(temporary.iterdir()) == []  # no empty SB3-<date> folder left behind
 
 
 def test_maskable_ppo_never_takes_a_masked_action(monkeypatch):
