@@ -87,23 +87,26 @@ def random_returns(env_id: str, episodes: int = 1000, num_envs: int = 64, seed: 
         if raw.kind == "multi-agent" else raw
     generator = torch.Generator().manual_seed(seed)
     returns: list[float] = []
-    try:
-        played = _trained_rows(env, policy, trained)
-        obs, _ = env.reset(seed=seed)
-        state, start = None, torch.ones(env.num_envs, dtype=torch.bool)
-        while len(returns) < episodes:
-            action = _random_actions(env, generator)
-            if played is not None:
-                chosen, state = policy.predict(obs, state, start, deterministic=False)
-                action = torch.where(played.reshape(-1, *[1] * (action.dim() - 1)),
-                                     chosen.to(action.dtype), action)
-            obs, _, terminated, truncated, info = env.step(action)
-            start = terminated | truncated
-            returns += info["episode_return"][info["_episode"]].tolist()
-        groups_out = env.group_returns() if isinstance(env, AgentBatch) and len(env.groups) > 1 \
-            else None
-    finally:
-        env.close()
+    # The policy samples from torch's global generator: seeded here, and restored afterwards.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            played = _trained_rows(env, policy, trained)
+            obs, _ = env.reset(seed=seed)
+            state, start = None, torch.ones(env.num_envs, dtype=torch.bool)
+            while len(returns) < episodes:
+                action = _random_actions(env, generator)
+                if played is not None:
+                    chosen, state = policy.predict(obs, state, start, deterministic=False)
+                    action = torch.where(played.reshape(-1, *[1] * (action.dim() - 1)),
+                                         chosen.to(action.dtype), action)
+                obs, _, terminated, truncated, info = env.step(action)
+                start = terminated | truncated
+                returns += info["episode_return"][info["_episode"]].tolist()
+            groups_out = env.group_returns() \
+                if isinstance(env, AgentBatch) and len(env.groups) > 1 else None
+        finally:
+            env.close()
     returns = returns[:episodes]
     result: dict[str, Any] = {"episodes": len(returns), "returns": returns,
                               "mean": float(np.mean(returns)),

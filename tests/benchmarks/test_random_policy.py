@@ -43,6 +43,8 @@ def test_a_trained_mixed_team_is_compared_with_random_per_group(tmp_path, capsys
                        centralised_critic=True, num_minibatches=2, update_epochs=2)
     train(config, logdir=tmp_path / "run")
     table = group_report(tmp_path / "run", episodes=256, num_envs=32)
+    # The trained policy samples its actions: the same seed gives the same table.
+    assert group_report(tmp_path / "run", episodes=256, num_envs=32) == table
     assert set(table) == {"speaker", "listener"}
     assert table["speaker"]["random"] == pytest.approx(8 / 3, abs=0.5)
     assert table["listener"]["random"] == pytest.approx(8 / 5, abs=0.5)
