@@ -214,15 +214,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.run:
             tables = {run: group_report(run, args.episodes, args.num_envs, args.seed)
                       for run in run_folders(args.run)}
+            first = next(iter(tables.values()))
+            if any(set(table) != set(first) for table in tables.values()):
+                raise ValueError("the runs have different groups: give runs of one task")
             for run, table in tables.items():
                 if len(tables) > 1:
                     print(run)
                 _print_table({name: {c: f"{row[c]:.2f}" for c in COLUMNS}
                               for name, row in table.items()})
             if len(tables) > 1:
-                first = next(iter(tables.values()))
-                if any(set(table) != set(first) for table in tables.values()):
-                    raise ValueError("the runs have different groups: give runs of one task")
                 print(f"mean over {len(tables)} runs [smallest, largest]")
                 summary = {}
                 for name in first:

@@ -210,8 +210,7 @@ class VmasToBatched(MultiAgentBatchedEnv):
             )
         if max_steps is not None:
             max_steps = check_int("max_steps", max_steps, 1)
-        if seed is not None:
-            seed = check_seed(seed)
+        seed = check_seed(seed)
         self.scenario_name = scenario if isinstance(scenario, str) else type(scenario).__name__
         #: The wrapped ``vmas.simulator.environment.Environment``.
         with warnings.catch_warnings(record=True) as caught:
@@ -317,8 +316,8 @@ class VmasToBatched(MultiAgentBatchedEnv):
 
         ``options`` is ignored: VMAS scenarios take no reset options.
         """
+        seed = check_seed(seed)
         if seed is not None:
-            seed = check_seed(seed)
             self.generator.manual_seed(seed)
         self._obs = self._observations(self.env.reset(seed=seed))
         self._start_episodes()
