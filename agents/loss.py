@@ -49,6 +49,7 @@ def ppo_loss(
     norm_adv: bool = True,
     clip_vloss: bool = True,
     acting: torch.Tensor | None = None,
+    balance_groups: bool = False,
 ) -> LossTerms:
     r"""PPO's loss for one minibatch.
 
@@ -78,12 +79,21 @@ def ppo_loss(
             terms (surrogate, entropy, KL, clip fraction, advantage normalisation) are means over
             them alone; the value loss keeps every sample. None: every sample acts.
 
-    Where ``new.groups`` says which group's policy answered each sample (one policy per group
-    of a mixed team), advantages are normalised within each group.
+        balance_groups: With ``new.groups``: every group weighs the same in each term (each
+            mean is the mean over the groups present of the group's own mean), instead of every
+            sample; for one policy shared by a mixed team, whose largest group would otherwise
+            drown the others.
+
+    Where ``new.groups`` says which group each sample belongs to (a mixed team), advantages are
+    normalised within each group.
     """
     log_ratio = new.logprob - old_logprob
     ratio = log_ratio.exp()
     mean = torch.mean if acting is None else _masked_mean(acting)
+    value_mean = torch.mean
+    if balance_groups and new.groups is not None:
+        mean = _group_balanced_mean(new.groups, acting)
+        value_mean = _group_balanced_mean(new.groups, None)
     adv = advantages
     if norm_adv and new.groups is not None:
         adv = _normalised_per_group(adv, new.groups, acting)
@@ -97,10 +107,10 @@ def ppo_loss(
     policy_loss = mean(torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)))
     if clip_vloss:
         clipped = old_value + (new.value - old_value).clamp(-clip, clip)
-        value_loss = 0.5 * torch.max((new.value - returns).square(),
-                                     (clipped - returns).square()).mean()
+        value_loss = 0.5 * value_mean(torch.max((new.value - returns).square(),
+                                                (clipped - returns).square()))
     else:
-        value_loss = 0.5 * (new.value - returns).square().mean()
+        value_loss = 0.5 * value_mean((new.value - returns).square())
     policy_loss = policy_loss + new.policy_penalty
     value_loss = value_loss + new.value_penalty
     entropy = mean(new.entropy)
@@ -124,6 +134,22 @@ def _normalised_per_group(adv: torch.Tensor, groups: torch.Tensor,
     centred = adv - group_mean[groups]
     variance = (centred.square().unsqueeze(-1) * member).sum(dims) / (count - 1).clamp(min=1.0)
     return centred / (variance.sqrt()[groups] + 1e-8)
+
+
+def _group_balanced_mean(groups: torch.Tensor, acting: torch.Tensor | None):
+    """``mean`` that weighs each group present (among the samples where ``acting`` holds, all
+    if None) equally: the mean over those groups of each group's mean."""
+    member = torch.nn.functional.one_hot(groups, int(groups.max()) + 1).float()
+    if acting is not None:
+        member = member * acting.float().unsqueeze(-1)
+    count = member.sum(tuple(range(groups.dim())))
+    present = (count > 0).float().sum().clamp(min=1.0)
+    weight = (member / (count.clamp(min=1.0) * present)).sum(-1)
+
+    def mean(values: torch.Tensor) -> torch.Tensor:
+        return (values * weight).sum()
+
+    return mean
 
 
 def _masked_mean(acting: torch.Tensor):

@@ -295,6 +295,16 @@ class AgentBatch:
         return {group.name: total / episodes for group, total in zip(self.groups, sums,
                                                                         strict=True)}
 
+    def row_groups(self, obs: Any) -> torch.Tensor:
+        """``[...]`` int64: the group number of each row of ``obs`` (this batch's observations,
+        any leading shape), read from the group one-hot that ends each row's tag; a mixed team
+        (two or more groups) only."""
+        if len(self.groups) < 2:
+            raise ValueError(f"{self!r} has one group; its rows carry no group one-hot")
+        if isinstance(obs, dict):
+            obs = obs[AGENT_ID_KEY] if AGENT_ID_KEY in obs else obs[OBS_KEY]
+        return obs[..., -len(self.groups):].argmax(-1)
+
     def action_masks(self) -> torch.Tensor:
         """``[N * A, n]`` bool: the wrapped environment's action masks, one row per agent."""
         masks = self.env.action_masks()

@@ -579,9 +579,10 @@ class Evaluation(NamedTuple):
             over the number of samples), a scalar; 0 without one.
         value_penalty: What a Bayesian value head adds to the value loss (the rest of its
             ELBO), a scalar; 0 without one.
-        groups: ``[T, B]`` int64, each sample's group where one policy per group answered
-            (``agents.groups.GroupedActorCritic``): the loss normalises advantages per group.
-            None otherwise.
+        groups: ``[T, B]`` int64, each sample's group in a mixed team: set by
+            ``agents.groups.GroupedActorCritic`` (one policy per group), or by the PPO update
+            for a shared policy (``PPOConfig.balance_groups``); the loss normalises advantages
+            per group. None otherwise.
     """
 
     logprob: torch.Tensor

@@ -97,6 +97,12 @@ class PPOConfig(Config):
     groups: dict[str, list[str]] | None = None
     """Multi-agent only: ``{"name": [agent names]}`` holding every agent once; None: the
     environment's groups (agents with identical observation and action spaces)."""
+    balance_groups: bool = True
+    """Multi-agent, a mixed team with one shared policy (``group_policies=False``): the loss
+    weighs every group the same (each term is the mean over groups of the group's mean) and
+    normalises advantages per group, so that the largest group (three predators to one prey)
+    does not drown the others. False: every sample weighs the same. No effect with one policy
+    per group (each learns from its own samples, advantages normalised per group) or one group."""
     learning_rate: float = 2.5e-3
     """Adam step size at the start."""
     anneal_lr: bool = True
@@ -266,6 +272,7 @@ def train(
     uncertainty = _UncertaintyLog(policy, env, device, config.seed) if policy.bayesian_value \
         else None
     group_history: dict[str, deque[float]] = {}
+    row_groups = _shared_row_groups(config, env)
     run.start_clock()
 
     for update in range(run.update, config.num_updates):
@@ -288,7 +295,7 @@ def train(
         policy.train()
         if policy.bayesian_value:  # the value head's posterior covariance, from the rollout
             policy.critic.fit()
-        stats = update_policy(policy, optimizer, buf, config, clip)
+        stats = update_policy(policy, optimizer, buf, config, clip, row_groups=row_groups)
 
         # ------------------------------------------------------------ bookkeeping (one sync)
         _stop_if_nonfinite(stats, update, run.global_step, checkpoint_path)
@@ -407,9 +414,14 @@ class UpdateStats(NamedTuple):
 
 
 def update_policy(policy: ActorCritic, optimizer: torch.optim.Optimizer, buf: Rollout,
-                  config: PPOConfig, clip: float) -> UpdateStats:
+                  config: PPOConfig, clip: float,
+                  row_groups: Callable[[Any], torch.Tensor] | None = None) -> UpdateStats:
     """``update_epochs`` passes of minibatch gradient steps on ``buf`` (:func:`ppo_loss`),
-    stopping early once an epoch's largest approximate KL exceeds ``target_kl``."""
+    stopping early once an epoch's largest approximate KL exceeds ``target_kl``.
+
+    ``row_groups`` (observations -> each sample's group) marks a mixed team's shared policy
+    with ``balance_groups``: its loss is balanced over the groups (see
+    :attr:`PPOConfig.balance_groups`)."""
     device = buf.rewards.device
     sums = torch.zeros(6, device=device)
     nonfinite = torch.zeros((), dtype=torch.bool, device=device)
@@ -418,10 +430,12 @@ def update_policy(policy: ActorCritic, optimizer: torch.optim.Optimizer, buf: Ro
         for mb in buf.minibatches(config.num_minibatches):
             new = policy.evaluate(mb.obs, mb.actions, mb.state, mb.episode_starts, mb.inputs,
                                   num_data=config.batch_size)
+            if row_groups is not None:
+                new = new._replace(groups=row_groups(mb.obs))
             terms = ppo_loss(new, mb.logprobs, mb.values, mb.advantages, mb.returns, clip=clip,
                              vf_coef=config.vf_coef, ent_coef=config.ent_coef,
                              norm_adv=config.norm_adv, clip_vloss=config.clip_vloss,
-                             acting=mb.acting)
+                             acting=mb.acting, balance_groups=row_groups is not None)
             optimizer.zero_grad(set_to_none=True)
             terms.loss.backward()
             nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm, foreach=True)
@@ -565,6 +579,14 @@ def _group_returns(env: Any, history: dict[str, deque[float]]) -> dict[str, floa
     for name, value in returns.items():
         history.setdefault(name, deque(maxlen=GROUP_RETURN_WINDOW)).append(value)
     return {f"charts/group_return/{name}": value for name, value in returns.items()}
+
+
+def _shared_row_groups(config: PPOConfig, env: Any) -> Callable[[Any], torch.Tensor] | None:
+    """Each sample's group, for a mixed team's shared policy with ``balance_groups``; else None."""
+    mixed = isinstance(env, AgentBatch) and len(env.groups) > 1
+    if mixed and not config.group_policies and config.balance_groups:
+        return env.row_groups
+    return None
 
 
 def _param_groups(policy: ActorCritic) -> list[dict[str, Any]]:
@@ -777,7 +799,10 @@ def _load_checkpoint(path: Path | None, config: PPOConfig, resume: bool) -> dict
             kept = f" (the unreadable file is kept as {aside})"
         warnings.warn(f"{problem}; resuming from the previous checkpoint {previous} (update "
                       f"{saved['update']}){kept}", stacklevel=3)
-    old, new = saved["config"], config.to_dict()
+    # A field the saved config lacks was added to PPOConfig after the run started: the run
+    # trained with what is now its default.
+    old = {**PPOConfig().to_dict(), **saved["config"]}
+    new = config.to_dict()
     changed = [k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
     if changed:
         raise ValueError(

@@ -91,3 +91,17 @@ def test_the_runner_sees_a_run_with_only_its_previous_checkpoint_as_interrupted(
     assert has_checkpoint(tmp_path)  # --resume continues from previous.pt, nothing is redone
     (folder / "previous.pt").unlink()
     assert not has_checkpoint(tmp_path)
+
+
+def test_a_run_saved_before_a_config_field_existed_resumes_with_its_default(tmp_path):
+    # Upgrading Umbra adds config fields; a run checkpointed by the older version trained with
+    # what is now the new field's default, and must resume. A real difference is still refused.
+    folder = _interrupted_run(tmp_path)
+    for name in ("latest.pt", "previous.pt"):
+        saved = torch.load(folder / name, weights_only=False)
+        del saved["config"]["balance_groups"]
+        torch.save(saved, folder / name)
+    with pytest.raises(ValueError, match="differs in balance_groups"):
+        train(PPOConfig(**{**CONFIG.to_dict(), "balance_groups": False}), logdir=tmp_path,
+              resume=True)
+    assert train(CONFIG, logdir=tmp_path, resume=True).metrics["steps"] == 64 * 3

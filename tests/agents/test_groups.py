@@ -216,3 +216,38 @@ def test_mixed_teams_of_every_ecosystem_train_with_one_policy_per_group(env_id):
     policy = make_policy(config, env)
     assert isinstance(policy, GroupedActorCritic) and len(policy.policies) == len(env.groups) >= 2
     assert train(config).metrics["steps"] == 64
+
+
+def test_agent_batch_reads_each_rows_group_from_its_tag():
+    env = AgentBatch(TwoKinds(num_envs=3))
+    obs, _ = env.reset(seed=0)
+    assert env.row_groups(obs).tolist() == [0, 1] * 3
+    stacked = {key: value.unsqueeze(0).expand(4, *value.shape) for key, value in obs.items()}
+    assert env.row_groups(stacked).shape == (4, 6)
+    with pytest.raises(ValueError, match="one group"):
+        AgentBatch(TwoKinds(), groups={"team": ["speaker_0", "listener_0"]}).row_groups(obs)
+
+
+@pytest.mark.parametrize("group_policies, balance_groups, balanced", [
+    (False, True, True), (False, False, False), (True, True, False)])
+def test_a_shared_policy_balances_its_loss_over_the_groups(monkeypatch, group_policies,
+                                                            balance_groups, balanced):
+    # The shared policy's update hands the loss each sample's group (from the observation's
+    # tag) and asks for balanced means; one policy per group has its own groups already.
+    from agents import ppo
+
+    seen = []
+
+    def spy(new, *args, **kwargs):
+        seen.append((new.groups, kwargs["balance_groups"]))
+        return ppo_loss(new, *args, **kwargs)
+
+    from agents.loss import ppo_loss
+    monkeypatch.setattr(ppo, "ppo_loss", spy)
+    train(_config(group_policies=group_policies, balance_groups=balance_groups))
+    groups, asked = seen[0]
+    assert asked is balanced
+    if group_policies or balance_groups:
+        assert groups is not None and set(groups.unique().tolist()) == {0, 1}
+    else:
+        assert groups is None

@@ -117,9 +117,9 @@ def test_clip_coef_anneals_linearly_to_zero_when_asked(monkeypatch, anneal_clip,
     clips = []
     real = ppo.update_policy
 
-    def spy(policy, optimizer, buf, config, clip):
+    def spy(policy, optimizer, buf, config, clip, **kwargs):
         clips.append(clip)
-        return real(policy, optimizer, buf, config, clip)
+        return real(policy, optimizer, buf, config, clip, **kwargs)
 
     monkeypatch.setattr(ppo, "update_policy", spy)
     ppo.train(PPOConfig(num_envs=4, num_steps=8, total_steps=4 * 8 * 4, anneal_clip=anneal_clip,
@@ -226,3 +226,36 @@ def test_advantages_are_normalised_within_each_group():
     terms.loss.backward()
     # d(policy loss)/d(logprob_i) = -A_i / n at ratio 1; per group A = (-1, 0, 1) for both
     torch.testing.assert_close(logprob.grad, torch.tensor([1.0, 0, -1, 1, 0, -1]) / 6)
+
+
+def test_balanced_groups_weigh_each_group_the_same_whatever_its_size():
+    # Three predators and one prey in a shared policy: the prey's one sample must count as much
+    # as the predators' three together, in the surrogate, the entropy and the value loss.
+    groups = torch.tensor([0, 0, 0, 1])
+    adv = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    logprob = torch.zeros(4, requires_grad=True)
+    value = torch.zeros(4, requires_grad=True)
+    new = Evaluation(logprob, torch.tensor([0.0, 0.0, 0.0, 1.0]), value, groups=groups)
+    options = dict(clip=0.2, vf_coef=1.0, ent_coef=0.0, norm_adv=False, clip_vloss=False)
+    balanced = ppo_loss(new, torch.zeros(4), torch.zeros(4), adv, torch.ones(4),
+                        balance_groups=True, **options)
+    balanced.loss.backward()
+    # -A * ratio at ratio 1: d/d logprob_i = -A_i * w_i with w = (1/6, 1/6, 1/6, 1/2)
+    torch.testing.assert_close(logprob.grad, -torch.tensor([1 / 6, 1 / 6, 1 / 6, 1 / 2]))
+    torch.testing.assert_close(value.grad, -torch.tensor([1 / 6, 1 / 6, 1 / 6, 1 / 2]))
+    torch.testing.assert_close(balanced.entropy, torch.tensor(0.5))  # mean of 0 and 1
+    plain = ppo_loss(new, torch.zeros(4), torch.zeros(4), adv, torch.ones(4), **options)
+    torch.testing.assert_close(plain.entropy, torch.tensor(0.25))  # every sample the same
+
+
+def test_balanced_groups_count_only_acting_samples_and_skip_absent_groups():
+    groups = torch.tensor([0, 0, 1, 1, 2])
+    acting = torch.tensor([True, False, True, True, False])  # group 2 does not act here
+    logprob = torch.zeros(5, requires_grad=True)
+    new = Evaluation(logprob, torch.zeros(5), torch.zeros(5), groups=groups)
+    terms = ppo_loss(new, torch.zeros(5), torch.zeros(5), torch.ones(5), torch.zeros(5),
+                     clip=0.2, vf_coef=0.5, ent_coef=0.0, norm_adv=False, acting=acting,
+                     balance_groups=True)
+    terms.loss.backward()
+    # two groups act: group 0's one acting sample weighs 1/2, group 1's two weigh 1/4 each
+    torch.testing.assert_close(logprob.grad, -torch.tensor([1 / 2, 0, 1 / 4, 1 / 4, 0]))
