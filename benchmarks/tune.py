@@ -27,8 +27,9 @@ median stopping rule for ``median``), on a local Ray instance or the cluster at 
 **A trial** samples the search space (:mod:`benchmarks.tune_space`: per-agent default spaces,
 ``--space FILE`` to change them, constraints resolved), builds each seed's config with
 :func:`benchmarks.runner.build_config` (so ``--set`` and validation are those of
-``benchmarks.run``) and trains seeds ``0..K-1`` (``--seeds-per-trial K``) one after the other,
-each with :func:`benchmarks.runner.run_trial` into a normal run folder. Its value is the mean
+``benchmarks.run``) and trains seeds ``S..S+K-1`` (``--first-seed S``, default 0;
+``--seeds-per-trial K``) one after the other, each with :func:`benchmarks.runner.run_trial` into
+a normal run folder. Its value is the mean
 of the seeds' scores (:data:`METRICS`): ``final_return`` (the mean return of the last episodes,
 as ``result.json`` has it), ``auc`` (the mean of the ``charts/episode_return`` curve over
 training, read from the trial's TensorBoard events), ``time_to_threshold`` (environment steps
@@ -99,13 +100,16 @@ REPORT_FILE = "report.md"
 HISTORY_PLOT = "history.png"
 #: The Optuna study's name inside its storage (one study per folder).
 STUDY_NAME = "study"
-#: Re-evaluation seeds start here; tuning seeds are 0..K-1 (K < this).
+#: Re-evaluation seeds start here; tuning seeds are ``--first-seed`` .. ``--first-seed + K - 1``
+#: (all below this).
 EVAL_SEED_START = 1000
 #: Intermediate values reported per seed (the pruners' grid).
 REPORTS_PER_SEED = 20
 #: What ``study.json`` holds that a resumed study must share with the command.
-IDENTITY = ("env_id", "agent", "metric", "steps", "seeds_per_trial", "threshold", "overrides",
-            "space")
+IDENTITY = ("env_id", "agent", "metric", "steps", "seeds_per_trial", "first_seed", "threshold",
+            "overrides", "space")
+#: What a ``study.json`` written before an identity key existed means by its absence.
+_IDENTITY_DEFAULTS = {"first_seed": 0}
 #: Config keys that say where a run trains, not what it computes (left out of best.toml).
 _RUNTIME_KEYS = ("device", "checkpoint_every")
 
@@ -137,7 +141,7 @@ class StudySpec:
         agent: Agent name or agent file.
         metric: A key of :data:`METRICS`.
         steps: Budget per seed (environment steps; epochs for a learning task).
-        seeds_per_trial: Seeds ``0..K-1`` per trial.
+        seeds_per_trial: Seeds per trial, ``first_seed`` onwards.
         threshold: Return threshold of ``time_to_threshold``.
         overrides: ``--set`` (every trial's fixed config keys).
         space: The search space.
@@ -163,6 +167,7 @@ class StudySpec:
     pruner: Any = "hyperband"
     workers: int = 1
     device: str | None = None
+    first_seed: int = 0
 
     @property
     def direction(self) -> str:
@@ -170,7 +175,7 @@ class StudySpec:
 
     @property
     def seeds(self) -> list[int]:
-        return list(range(self.seeds_per_trial))
+        return list(range(self.first_seed, self.first_seed + self.seeds_per_trial))
 
     @property
     def grid_step(self) -> int:
@@ -181,6 +186,7 @@ class StudySpec:
         """What ``study.json`` records and ``--resume`` compares (:data:`IDENTITY`)."""
         data = {"env_id": self.env_id, "agent": self.agent, "metric": self.metric,
                 "steps": self.steps, "seeds_per_trial": self.seeds_per_trial,
+                "first_seed": self.first_seed,
                 "threshold": self.threshold, "overrides": self.overrides,
                 "space": self.space.to_dict()}
         return json.loads(json.dumps(data, default=str))
@@ -237,6 +243,7 @@ def tune(
     pruner: Any = "hyperband",
     metric: str = "final_return",
     seeds_per_trial: int = 1,
+    first_seed: int = 0,
     space: str | Path | None = None,
     workers: int = 1,
     backend: str = "local",
@@ -263,7 +270,9 @@ def tune(
         pruner: ``"hyperband"``, ``"halving"``, ``"median"``, ``"none"`` or an
             ``optuna.pruners`` instance (local backend).
         metric: A key of :data:`METRICS`.
-        seeds_per_trial: Seeds ``0..K-1`` per trial; the value is their mean.
+        seeds_per_trial: Seeds per trial (``first_seed`` onwards); the value is their mean.
+        first_seed: The first tuning seed: keep tuning seeds apart from the seeds that will
+            evaluate the result (a suite's ``seeds = 3`` runs 0-2).
         space: A ``--space`` file (see :mod:`benchmarks.tune_space`); None: the default space.
         workers: Local processes sharing the study (with Ray: concurrent trials).
         backend: ``"local"`` or ``"ray"``.
@@ -286,7 +295,8 @@ def tune(
         TuneError: bad input, before anything trains.
     """
     spec = prepare(env, agent, trials=trials, steps=steps, sampler=sampler, pruner=pruner,
-                   metric=metric, seeds_per_trial=seeds_per_trial, space=space, workers=workers,
+                   metric=metric, seeds_per_trial=seeds_per_trial, first_seed=first_seed,
+                   space=space, workers=workers,
                    backend=backend, resume=resume, logdir=logdir, study=study, timeout=timeout,
                    eval_seeds=eval_seeds, threshold=threshold, overrides=overrides or {},
                    device=device)
@@ -322,7 +332,7 @@ def prepare(env: str, agent: str, *, trials: int, steps: int, sampler: Any, prun
             metric: str, seeds_per_trial: int, space: str | Path | None, workers: int,
             backend: str, resume: bool, logdir: str | Path, study: str, timeout: float | None,
             eval_seeds: int, threshold: float | None, overrides: dict[str, Any],
-            device: str | None) -> StudySpec:
+            device: str | None, first_seed: int = 0) -> StudySpec:
     """Check everything and build the :class:`StudySpec`; nothing trains.
 
     Raises:
@@ -330,12 +340,14 @@ def prepare(env: str, agent: str, *, trials: int, steps: int, sampler: Any, prun
     """
     for name, value, least in (("--trials", trials, 1), ("--steps", steps, 1),
                                ("--seeds-per-trial", seeds_per_trial, 1),
+                               ("--first-seed", first_seed, 0),
                                ("--workers", workers, 1), ("--eval-seeds", eval_seeds, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise TuneError(f"{name} must be an integer of at least {least}, got {value!r}")
-    if seeds_per_trial >= EVAL_SEED_START:
-        raise TuneError(f"--seeds-per-trial must be below {EVAL_SEED_START} (the re-evaluation "
-                        f"seeds start there), got {seeds_per_trial}")
+    if first_seed + seeds_per_trial > EVAL_SEED_START:
+        raise TuneError(f"the tuning seeds {first_seed}..{first_seed + seeds_per_trial - 1} "
+                        f"(--first-seed, --seeds-per-trial) must stay below {EVAL_SEED_START}, "
+                        "where the re-evaluation seeds start")
     if timeout is not None and not timeout > 0:
         raise TuneError(f"--timeout must be a positive number of seconds, got {timeout}")
     if metric not in METRICS:
@@ -401,7 +413,7 @@ def prepare(env: str, agent: str, *, trials: int, steps: int, sampler: Any, prun
                      seeds_per_trial=seeds_per_trial, threshold=threshold,
                      overrides=dict(overrides), space=searched, study_dir=str(study_dir),
                      trials=trials, sampler=sampler, pruner=pruner, workers=workers,
-                     device=device)
+                     device=device, first_seed=first_seed)
     _check_values(spec, base, source)
     _check_study_folder(spec, resume, logdir, study)
     return spec
@@ -438,7 +450,7 @@ def _check_study_folder(spec: StudySpec, resume: bool, logdir: str | Path, study
     study_dir = Path(spec.study_dir)
     record = study_dir / STUDY_FILE
     if record.is_file():
-        old = json.loads(record.read_text(encoding="utf-8"))
+        old = {**_IDENTITY_DEFAULTS, **json.loads(record.read_text(encoding="utf-8"))}
         new = spec.identity()
         diffs = [_difference(key, old.get(key), new[key]) for key in IDENTITY
                  if old.get(key) != new[key]]
@@ -1326,7 +1338,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, metavar="R",
                         help="return that --metric time_to_threshold waits for")
     parser.add_argument("--seeds-per-trial", type=int, default=1, metavar="K",
-                        help="seeds 0..K-1 per trial; its value is their mean (default: 1)")
+                        help="seeds per trial, from --first-seed on; its value is their mean "
+                        "(default: 1)")
+    parser.add_argument("--first-seed", type=int, default=0, metavar="S",
+                        help="the first tuning seed (default: 0); choose one apart from the seeds "
+                        "that will evaluate the result (a suite's seeds = 3 runs 0-2)")
     parser.add_argument("--space", metavar="FILE.toml",
                         help="search space file; extends the agent's default space (replace = "
                         "true in the file replaces it); see benchmarks/tune_space.py")
@@ -1371,7 +1387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         summary = tune(args.env, args.agent, trials=args.trials, steps=args.steps,
                        sampler=args.sampler, pruner=args.pruner, metric=args.metric,
-                       seeds_per_trial=args.seeds_per_trial, space=args.space,
+                       seeds_per_trial=args.seeds_per_trial, first_seed=args.first_seed,
+                       space=args.space,
                        workers=args.workers, backend=args.backend, resume=args.resume,
                        logdir=args.logdir, study=args.study, timeout=args.timeout,
                        eval_seeds=args.eval_seeds, threshold=args.threshold,

@@ -322,6 +322,9 @@ def _bad_space(tmp_path: Path) -> str:
     (lambda tmp: ["--metric", "test_accuracy"], "test_accuracy is the metric of graph-learning"),
     (lambda tmp: ["--agent", "pp0"], "unknown agent 'pp0'"),
     (lambda tmp: ["--set", "learnig_rate=1e-3"], "did you mean 'learning_rate'"),
+    (lambda tmp: ["--first-seed", "-1"], "--first-seed must be an integer of at least 0"),
+    (lambda tmp: ["--first-seed", "999", "--seeds-per-trial", "2"],
+     "tuning seeds 999..1000 (--first-seed, --seeds-per-trial) must stay below 1000"),
 ])
 def test_bad_input_fails_before_anything_runs_in_one_line_exit_2(extra, message, tmp_path,
                                                                  capsys):
@@ -348,3 +351,26 @@ def test_a_study_folder_of_another_command_is_refused_naming_the_difference(tmp_
     (study / tuning.STUDY_FILE).write_text(json.dumps(spec.identity()))
     assert tuning.main(args) == 2  # the same study without --resume
     assert "add --resume to continue it" in capsys.readouterr().err
+
+
+def test_tuning_seeds_start_at_first_seed_and_an_older_study_file_means_seed_0(tmp_path):
+    # --first-seed keeps the tuning seeds apart from those that will evaluate the result (a
+    # suite's seeds 0-2); the trial folders are still seed<k> with k the real seed.
+    summary = tuning.tune(CARTPOLE, "ppo", trials=1, steps=256, sampler="random",
+                          pruner="none", logdir=tmp_path, first_seed=7, eval_seeds=0,
+                          show_progress=False, device="cpu")
+    assert summary.complete == 1
+    assert (summary.study_dir / "trial0000" / "seed7" / "result.json").is_file()
+    assert "seeds = [7]" in (summary.study_dir / "best.toml").read_text()
+    # a study.json from before --first-seed existed holds no first_seed: it was seed 0
+    spec = tuning.prepare(CARTPOLE, "ppo", **{**_PREPARE, "space": None,
+                                              "logdir": tmp_path / "old", "steps": 256})
+    record = Path(spec.study_dir) / tuning.STUDY_FILE
+    old = spec.identity()
+    del old["first_seed"]
+    record.write_text(json.dumps(old))
+    resumed = {**_PREPARE, "space": None, "logdir": tmp_path / "old", "steps": 256,
+               "resume": True}
+    assert tuning.prepare(CARTPOLE, "ppo", **resumed).seeds == [0]
+    with pytest.raises(tuning.TuneError, match="first_seed"):
+        tuning.prepare(CARTPOLE, "ppo", **resumed, first_seed=3)
