@@ -125,24 +125,28 @@ def _normalised_per_group(adv: torch.Tensor, groups: torch.Tensor,
                           acting: torch.Tensor | None) -> torch.Tensor:
     """``adv`` less its group's mean, over its group's (unbiased) std; statistics over the
     acting samples."""
-    member = torch.nn.functional.one_hot(groups, int(groups.max()) + 1).to(adv.dtype)
-    if acting is not None:
-        member = member * acting.to(adv.dtype).unsqueeze(-1)
+    member, count = _group_members(groups, acting, adv.dtype)
     dims = tuple(range(adv.dim()))
-    count = member.sum(dims)
     group_mean = (adv.unsqueeze(-1) * member).sum(dims) / count.clamp(min=1.0)
     centred = adv - group_mean[groups]
     variance = (centred.square().unsqueeze(-1) * member).sum(dims) / (count - 1).clamp(min=1.0)
     return centred / (variance.sqrt()[groups] + 1e-8)
 
 
+def _group_members(groups: torch.Tensor, acting: torch.Tensor | None,
+                   dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[..., G]`` one-hot membership of each sample in its group (zero where it does not act)
+    and ``[G]`` the acting members of each group."""
+    member = torch.nn.functional.one_hot(groups, int(groups.max()) + 1).to(dtype)
+    if acting is not None:
+        member = member * acting.to(dtype).unsqueeze(-1)
+    return member, member.sum(tuple(range(groups.dim())))
+
+
 def _group_balanced_mean(groups: torch.Tensor, acting: torch.Tensor | None):
     """``mean`` that weighs each group present (among the samples where ``acting`` holds, all
     if None) equally: the mean over those groups of each group's mean."""
-    member = torch.nn.functional.one_hot(groups, int(groups.max()) + 1).float()
-    if acting is not None:
-        member = member * acting.float().unsqueeze(-1)
-    count = member.sum(tuple(range(groups.dim())))
+    member, count = _group_members(groups, acting, torch.float32)
     present = (count > 0).float().sum().clamp(min=1.0)
     weight = (member / (count.clamp(min=1.0) * present)).sum(-1)
 
