@@ -51,13 +51,14 @@ a trial during any seed, not only the first; the resource of Hyperband and succe
       study.journal       the Optuna storage (optuna.storages.JournalStorage)
       trial0000/seed0/    one run folder per trial and seed (config.json, result.json, events)
       best.toml           the best trial as an agent file: --agent path/to/best.toml
-      eval/               the re-evaluation: best config and untuned preset on fresh seeds
+      eval/               the re-evaluation: best config and the agent's preset on fresh seeds
       report.md  history.png
 
 **The report** lists the top trials, the optimisation history, Optuna's parameter importances
 and a re-evaluation of the best config on ``--eval-seeds E`` fresh seeds (``1000..1000+E-1``,
-never used while tuning) against the untuned preset at the same budget: IQM with 95% stratified
-bootstrap intervals and the probability of improvement (:mod:`benchmarks.stats`).
+never used while tuning) against the agent's preset (with its tuned entry for the task, if
+any) at the same budget: IQM with 95% stratified bootstrap intervals and the probability of
+improvement (:mod:`benchmarks.stats`).
 
 Bad input (a bad space, an unknown metric, a sampler that cannot take the space,
 ``time_to_threshold`` without ``--threshold``, a study folder made by another command,
@@ -1027,12 +1028,12 @@ def write_best(spec: StudySpec, best: Any, path: Path | None = None) -> Path:
 
 def evaluate_best(spec: StudySpec, best: Any, eval_seeds: int, *, backend: str = "local",
                   address: str | None = None, show_progress: bool = True) -> dict[str, Any]:
-    """Train the best config and the untuned agent on ``eval_seeds`` fresh seeds at the study's
+    """Train the best config and the agent's preset on ``eval_seeds`` fresh seeds at the study's
     budget (both with ``--set``), under ``<study>/eval/``; compare them.
 
     Returns:
         ``seeds``, per agent label its ``scores`` and ``iqm`` interval, and
-        ``p_improvement`` (the tuned config beats the untuned one; for a minimised metric,
+        ``p_improvement`` (the tuned config beats the preset; for a minimised metric,
         lower is better) with its interval; ``failed`` lists runs that failed.
     """
     from benchmarks.backends import ProcessBackend, RayBackend
@@ -1043,7 +1044,7 @@ def evaluate_best(spec: StudySpec, best: Any, eval_seeds: int, *, backend: str =
     tuned_file = eval_root / f"{trial_folder(best.number)}.toml"
     write_best(spec, best, tuned_file)
     seeds = list(range(EVAL_SEED_START, EVAL_SEED_START + eval_seeds))
-    labels = {str(tuned_file): "tuned", spec.agent: "untuned"}
+    labels = {str(tuned_file): "tuned", spec.agent: "preset"}
     trials = [Trial(env_id=spec.env_id, agent=agent, seed=seed, steps=spec.steps)
               for agent in labels for seed in seeds]
     overrides = {k: v for k, v in spec.overrides.items()}
@@ -1057,7 +1058,7 @@ def evaluate_best(spec: StudySpec, best: Any, eval_seeds: int, *, backend: str =
     outcomes = runner.run_trials(trials, configs, root=study_dir, suite="eval", resume=True,
                                  show_progress=show_progress, log=lambda line: None,
                                  backend=chosen)
-    scores: dict[str, list[float]] = {"tuned": [], "untuned": []}
+    scores: dict[str, list[float]] = {"tuned": [], "preset": []}
     failed = []
     for outcome in outcomes:
         label = labels[outcome.trial.agent]
@@ -1073,10 +1074,10 @@ def evaluate_best(spec: StudySpec, best: Any, eval_seeds: int, *, backend: str =
     for label, values in scores.items():
         result[label] = {"scores": values,
                          "iqm": stats.bootstrap_interval(values, stats.iqm) if values else None}
-    if scores["tuned"] and scores["untuned"]:
+    if scores["tuned"] and scores["preset"]:
         sign = 1.0 if spec.direction == "maximize" else -1.0
         result["p_improvement"] = stats.probability_of_improvement_interval(
-            sign * np.asarray(scores["tuned"]), sign * np.asarray(scores["untuned"]))
+            sign * np.asarray(scores["tuned"]), sign * np.asarray(scores["preset"]))
     return result
 
 
@@ -1209,13 +1210,14 @@ def _evaluation_lines(spec: StudySpec, evaluation: dict[str, Any]) -> list[str]:
     if not evaluation:
         return []
     lines = ["## Re-evaluation on fresh seeds", "",
-             f"The best config (trial {evaluation['trial']}) and the untuned `{spec.agent}` at "
+             f"The best config (trial {evaluation['trial']}) and the preset of `{spec.agent}` "
+             "(what `--agent` gives on this task, including any entry tuned for it before) at "
              f"the same budget ({spec.steps:,} per run, `--set` for both), on seeds "
              f"{_seeds_text(evaluation['seeds'])}: never used while tuning (tuning used seeds "
              f"{_seeds_text(evaluation['tuning_seeds'])}). Runs in `eval/`. IQM across seeds "
              "with its 95% stratified-bootstrap interval.", "",
              f"| agent | runs | IQM {spec.metric} [95% CI] | scores |", "| --- | --- | --- | --- |"]
-    for label in ("tuned", "untuned"):
+    for label in ("tuned", "preset"):
         entry = evaluation[label]
         iqm = entry["iqm"].format(2) if entry["iqm"] is not None else "n/a"
         lines.append(f"| {label} | {len(entry['scores'])} | {iqm} | "
@@ -1224,7 +1226,7 @@ def _evaluation_lines(spec: StudySpec, evaluation: dict[str, Any]) -> list[str]:
     if "p_improvement" in evaluation:
         p = evaluation["p_improvement"]
         better = "higher" if spec.direction == "maximize" else "lower"
-        lines += [f"P(improvement) = P(tuned run scores {better} than an untuned run): "
+        lines += [f"P(improvement) = P(tuned run scores {better} than a preset run): "
                   f"**{p.format(2)}** (0.5: no difference; meaningful when the lower bound "
                   "exceeds 0.5).", ""]
     if evaluation.get("failed"):
@@ -1363,7 +1365,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, metavar="T",
                         help="start no new trial after T seconds")
     parser.add_argument("--eval-seeds", type=int, default=5, metavar="E",
-                        help=f"re-evaluate the best config and the untuned agent on E fresh "
+                        help=f"re-evaluate the best config and the agent's preset on E fresh "
                         f"seeds ({EVAL_SEED_START}..) (default: 5; 0: skip)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"),
                         help="where training runs (default: the preset's)")
@@ -1410,7 +1412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {key} = {value!r}")
     evaluation = summary.evaluation
     if evaluation:
-        for label in ("tuned", "untuned"):
+        for label in ("tuned", "preset"):
             iqm = evaluation[label]["iqm"]
             print(f"re-evaluation, {label}: IQM {iqm.format(2) if iqm else 'n/a'} over seeds "
                   f"{_seeds_text(evaluation['seeds'])}")

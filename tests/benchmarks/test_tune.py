@@ -196,6 +196,8 @@ def test_a_tiny_random_study_writes_runs_best_toml_and_a_report(tmp_path, capsys
     assert (study / "history.png").stat().st_size > 0
     assert summary.evaluation["seeds"] == [1000, 1001]
     assert len(summary.evaluation["tuned"]["scores"]) == 2
+    # the comparison is with what --agent gives on the task (its preset), named so
+    assert len(summary.evaluation["preset"]["scores"]) == 2 and "| preset | 2 |" in report
     # --agent best.toml in benchmarks.run trains with the tuned config
     code = run_main(["--env", CARTPOLE, "--agent", str(study / "best.toml"), "--steps", "256",
                      "--logdir", str(tmp_path / "runs"), "--no-progress", "--workers", "1"])
