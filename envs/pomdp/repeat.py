@@ -124,6 +124,10 @@ class RepeatPrevious(_SymbolStream):
     empty, after 51, 103 or 155 steps, where these are truncated after 52, 104 or 156. The reward
     scale is the same (``1 / 48``, ``1 / 72``, ``1 / 92``, 48, 72 or 92 scored steps).
 
+    The lag is what makes the two differ most: trained alike (the untuned ``gru`` preset, 200k
+    steps, seeds 0-2), a GRU scored 0.34-0.50 here, 0.93-0.99 here with ``k=3`` (POPGym's lag)
+    and 0.68-0.89 on ``popgym/RepeatPreviousEasy-v0``.
+
     ## Version History
     - v0: first version.
     """
