@@ -34,10 +34,7 @@ of the seeds' scores (:data:`METRICS`): ``final_return`` (the mean return of the
 as ``result.json`` has it), ``auc`` (the mean of the ``charts/episode_return`` curve over
 training, read from the trial's TensorBoard events), ``time_to_threshold`` (environment steps
 until the mean return of 20 episodes reaches ``--threshold``, which also stops the run; censored
-at the steps trained; minimised), ``seconds_to_threshold`` (the same in wall-clock seconds of
-training, censored at the run's wall time: what the throughput suite's "time to 475" measures;
-compare studies only on an equally loaded machine) or ``test_accuracy`` (graph-learning tasks,
-``graphs/...``).
+at the steps trained; minimised) or ``test_accuracy`` (graph-learning tasks, ``graphs/...``).
 
 **Pruning with K seeds.** While seed ``k`` trains, the trial reports at position
 ``k * steps + s`` (``s`` on a grid of :data:`REPORTS_PER_SEED` points per seed) the running
@@ -64,7 +61,7 @@ any) at the same budget: IQM with 95% stratified bootstrap intervals and the pro
 improvement (:mod:`benchmarks.stats`).
 
 Bad input (a bad space, an unknown metric, a sampler that cannot take the space,
-a threshold metric without ``--threshold``, a study folder made by another command,
+``time_to_threshold`` without ``--threshold``, a study folder made by another command,
 ``--resume`` without a study) fails before anything trains: one line, exit status 2.
 """
 
@@ -94,9 +91,7 @@ from graphs.tasks import is_graph_task
 
 #: Metric -> Optuna direction.
 METRICS = {"final_return": "maximize", "auc": "maximize", "time_to_threshold": "minimize",
-           "seconds_to_threshold": "minimize", "test_accuracy": "maximize"}
-#: Metrics that wait for ``--threshold`` (which also stops each run there).
-THRESHOLD_METRICS = ("time_to_threshold", "seconds_to_threshold")
+           "test_accuracy": "maximize"}
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("hyperband", "halving", "median", "none")
 STUDY_FILE = "study.json"
@@ -148,7 +143,7 @@ class StudySpec:
         metric: A key of :data:`METRICS`.
         steps: Budget per seed (environment steps; epochs for a learning task).
         seeds_per_trial: Seeds per trial, ``first_seed`` onwards.
-        threshold: Return threshold of the :data:`THRESHOLD_METRICS`.
+        threshold: Return threshold of ``time_to_threshold``.
         overrides: ``--set`` (every trial's fixed config keys).
         space: The search space.
         study_dir: The study folder (absolute).
@@ -287,7 +282,7 @@ def tune(
         study: The study's name (its folder).
         timeout: Start no new trial after this many seconds.
         eval_seeds: Fresh seeds of the re-evaluation (0: none).
-        threshold: The return that the :data:`THRESHOLD_METRICS` wait for.
+        threshold: The return of ``time_to_threshold``.
         overrides: ``--set``: fixed config keys of every trial (not searched).
         device: ``auto``, ``cpu`` or ``cuda`` (None: the preset's).
         address: Ray cluster (``--backend ray``).
@@ -365,17 +360,16 @@ def prepare(env: str, agent: str, *, trials: int, steps: int, sampler: Any, prun
                         f"{metric} (add --metric test_accuracy)")
     if not graph and metric == "test_accuracy":
         raise TuneError(f"test_accuracy is the metric of graph-learning tasks (graphs/...); "
-                        f"{env} is an RL environment: use final_return, auc, "
-                        "time_to_threshold or seconds_to_threshold")
-    if metric in THRESHOLD_METRICS:
+                        f"{env} is an RL environment: use final_return, auc or "
+                        "time_to_threshold")
+    if metric == "time_to_threshold":
         if threshold is None:
-            raise TuneError(f"--metric {metric} needs --threshold R, the mean return "
+            raise TuneError("--metric time_to_threshold needs --threshold R, the mean return "
                             "(over 20 episodes) whose reaching stops the clock")
         if not math.isfinite(threshold):
             raise TuneError(f"--threshold must be a finite number, got {threshold}")
     elif threshold is not None:
-        raise TuneError(f"--threshold applies to --metric {' or '.join(THRESHOLD_METRICS)}, "
-                        f"not {metric}")
+        raise TuneError(f"--threshold applies to --metric time_to_threshold, not {metric}")
     if isinstance(sampler, str) and sampler not in SAMPLERS:
         raise TuneError(f"unknown sampler {sampler!r}{_close(sampler, SAMPLERS)}; known: "
                         f"{', '.join(SAMPLERS)}")
@@ -666,8 +660,7 @@ class Intermediate:
         self.k = k
         self.recent: deque[float] = deque(maxlen=100)  # as agents.ppo's final_return
         self.curve: list[float] = []
-        self.reached: float | None = None
-        self.started = time.perf_counter()
+        self.reached: int | None = None
 
     def update(self, step: int, data: dict[str, Any]) -> None:
         metric = self.spec.metric
@@ -682,14 +675,12 @@ class Intermediate:
                 value = float(np.mean(self.recent)) if self.recent else None
             elif metric == "auc":
                 value = float(np.mean(self.curve)) if self.curve else None
-            else:  # steps or seconds until the threshold, censored at what was spent so far
-                spent = step if metric == "time_to_threshold" else \
-                    time.perf_counter() - self.started
+            else:
                 window = list(self.recent)[-20:]
                 if (self.reached is None and len(window) == 20
                         and np.mean(window) >= self.spec.threshold):
-                    self.reached = spent
-                value = float(self.reached if self.reached is not None else spent)
+                    self.reached = step
+                value = float(self.reached if self.reached is not None else step)
         if value is None or not math.isfinite(value):
             return
         grid = self.spec.grid_step
@@ -717,11 +708,9 @@ def seed_score(metric: str, result: dict[str, Any], folder: Path) -> float | Non
         return result.get("final_return")
     if metric == "test_accuracy":
         return result.get("score")
-    if metric in THRESHOLD_METRICS:
-        spent, total = (("threshold_steps", "steps") if metric == "time_to_threshold"
-                        else ("threshold_time_s", "wall_time_s"))
-        reached = result.get(spent)
-        return float(reached if reached is not None else result.get(total))
+    if metric == "time_to_threshold":
+        reached = result.get("threshold_steps")
+        return float(reached if reached is not None else result.get("steps"))
     from benchmarks.curves import read_curve
 
     curve = read_curve(folder)
@@ -1349,8 +1338,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric", default="final_return",
                         help=f"{', '.join(METRICS)} (default: final_return)")
     parser.add_argument("--threshold", type=float, metavar="R",
-                        help="return that --metric time_to_threshold or seconds_to_threshold "
-                        "waits for")
+                        help="return that --metric time_to_threshold waits for")
     parser.add_argument("--seeds-per-trial", type=int, default=1, metavar="K",
                         help="seeds per trial, from --first-seed on; its value is their mean "
                         "(default: 1)")

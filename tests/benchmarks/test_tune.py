@@ -247,31 +247,6 @@ def test_a_median_pruner_prunes_trials_that_are_clearly_worse(tmp_path):
     assert summary.best_trial == 0
 
 
-@pytest.mark.parametrize("metric, spent, total", [
-    ("time_to_threshold", "threshold_steps", "steps"),
-    ("seconds_to_threshold", "threshold_time_s", "wall_time_s"),
-])
-def test_a_threshold_study_scores_what_each_run_spent_until_the_threshold(metric, spent, total,
-                                                                          tmp_path):
-    # a return of 30 on CartPole (random play: 22) is reached within a few thousand steps; the
-    # run stops there and the trial's value is the steps (or seconds) it took
-    summary = tuning.tune(CARTPOLE, "ppo", trials=2, steps=20_000, sampler="random",
-                          pruner="none", logdir=tmp_path, eval_seeds=0, show_progress=False,
-                          device="cpu", metric=metric, threshold=30.0,
-                          overrides={"num_envs": 16, "num_steps": 32})
-    assert summary.complete == 2
-    for number, trial in _states(summary.study_dir).items():
-        result = json.loads((summary.study_dir / f"trial{number:04d}" / "seed0"
-                             / "result.json").read_text())
-        assert result["threshold_reached"] and result["steps"] < 20_000
-        assert trial.value == pytest.approx(result[spent])
-        assert 0 < trial.value <= result[total]
-    # a run that never reaches the threshold is censored at what it spent
-    missed = {"steps": 5000, "wall_time_s": 9.0, "threshold_steps": None,
-              "threshold_time_s": None}
-    assert tuning.seed_score(metric, missed, tmp_path) == missed[total]
-
-
 def test_a_study_killed_mid_trial_resumes_and_completes(tmp_path):
     command = [sys.executable, "-m", "benchmarks.tune", "--env", CARTPOLE, "--trials", "3",
                "--steps", "4096", "--sampler", "random", "--pruner", "none", "--eval-seeds",
@@ -344,9 +319,6 @@ def _bad_space(tmp_path: Path) -> str:
     (lambda tmp: ["--metric", "reward"], "unknown metric 'reward'"),
     (lambda tmp: ["--sampler", "grid"], "--sampler grid needs a finite space"),
     (lambda tmp: ["--metric", "time_to_threshold"], "needs --threshold"),
-    (lambda tmp: ["--metric", "seconds_to_threshold"], "needs --threshold"),
-    (lambda tmp: ["--threshold", "475"], "--threshold applies to --metric time_to_threshold or "
-                                         "seconds_to_threshold, not final_return"),
     (lambda tmp: ["--resume"], "--resume: there is no study"),
     (lambda tmp: ["--pruner", "medain"], "did you mean 'median'"),
     (lambda tmp: ["--metric", "test_accuracy"], "test_accuracy is the metric of graph-learning"),
