@@ -247,6 +247,25 @@ def test_a_median_pruner_prunes_trials_that_are_clearly_worse(tmp_path):
     assert summary.best_trial == 0
 
 
+def test_a_threshold_study_scores_the_steps_each_run_took_to_reach_it(tmp_path):
+    # a return of 30 on CartPole (random play: 22) is reached within a few thousand steps; the
+    # run stops there and the trial's value is the steps it took
+    summary = tuning.tune(CARTPOLE, "ppo", trials=2, steps=20_000, sampler="random",
+                          pruner="none", logdir=tmp_path, eval_seeds=0, show_progress=False,
+                          device="cpu", metric="time_to_threshold", threshold=30.0,
+                          overrides={"num_envs": 16, "num_steps": 32})
+    assert summary.complete == 2
+    for number, trial in _states(summary.study_dir).items():
+        result = json.loads((summary.study_dir / f"trial{number:04d}" / "seed0"
+                             / "result.json").read_text())
+        assert result["threshold_reached"] and result["steps"] < 20_000
+        assert trial.value == result["threshold_steps"]
+    # a run that never reaches it is censored at the steps it trained: the budget, no better
+    # than any run that reached it
+    missed = {"steps": 20_000, "threshold_steps": None}
+    assert tuning.seed_score("time_to_threshold", missed, tmp_path) == 20_000
+
+
 def test_a_study_killed_mid_trial_resumes_and_completes(tmp_path):
     command = [sys.executable, "-m", "benchmarks.tune", "--env", CARTPOLE, "--trials", "3",
                "--steps", "4096", "--sampler", "random", "--pruner", "none", "--eval-seeds",
@@ -319,6 +338,8 @@ def _bad_space(tmp_path: Path) -> str:
     (lambda tmp: ["--metric", "reward"], "unknown metric 'reward'"),
     (lambda tmp: ["--sampler", "grid"], "--sampler grid needs a finite space"),
     (lambda tmp: ["--metric", "time_to_threshold"], "needs --threshold"),
+    (lambda tmp: ["--threshold", "475"], "--threshold applies to --metric time_to_threshold, "
+                                         "not final_return"),
     (lambda tmp: ["--resume"], "--resume: there is no study"),
     (lambda tmp: ["--pruner", "medain"], "did you mean 'median'"),
     (lambda tmp: ["--metric", "test_accuracy"], "test_accuracy is the metric of graph-learning"),
