@@ -98,6 +98,8 @@ STUDY_FILE = "study.json"
 STORAGE_FILE = "study.journal"
 BEST_FILE = "best.toml"
 REPORT_FILE = "report.md"
+#: The two sides of the re-evaluation: the best config and the agent's preset.
+EVAL_LABELS = ("tuned", "preset")
 HISTORY_PLOT = "history.png"
 #: The Optuna study's name inside its storage (one study per folder).
 STUDY_NAME = "study"
@@ -1058,7 +1060,7 @@ def evaluate_best(spec: StudySpec, best: Any, eval_seeds: int, *, backend: str =
     outcomes = runner.run_trials(trials, configs, root=study_dir, suite="eval", resume=True,
                                  show_progress=show_progress, log=lambda line: None,
                                  backend=chosen)
-    scores: dict[str, list[float]] = {"tuned": [], "preset": []}
+    scores: dict[str, list[float]] = {label: [] for label in EVAL_LABELS}
     failed = []
     for outcome in outcomes:
         label = labels[outcome.trial.agent]
@@ -1217,7 +1219,7 @@ def _evaluation_lines(spec: StudySpec, evaluation: dict[str, Any]) -> list[str]:
              f"{_seeds_text(evaluation['tuning_seeds'])}). Runs in `eval/`. IQM across seeds "
              "with its 95% stratified-bootstrap interval.", "",
              f"| agent | runs | IQM {spec.metric} [95% CI] | scores |", "| --- | --- | --- | --- |"]
-    for label in ("tuned", "preset"):
+    for label in EVAL_LABELS:
         entry = evaluation[label]
         iqm = entry["iqm"].format(2) if entry["iqm"] is not None else "n/a"
         lines.append(f"| {label} | {len(entry['scores'])} | {iqm} | "
@@ -1412,7 +1414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {key} = {value!r}")
     evaluation = summary.evaluation
     if evaluation:
-        for label in ("tuned", "preset"):
+        for label in EVAL_LABELS:
             iqm = evaluation[label]["iqm"]
             print(f"re-evaluation, {label}: IQM {iqm.format(2) if iqm else 'n/a'} over seeds "
                   f"{_seeds_text(evaluation['seeds'])}")
