@@ -42,7 +42,12 @@ seed average: the finished seeds' scores and seed ``k``'s score so far, averaged
 runs the same seeds in the same order, so two trials' values at one position compare the same
 seeds at the same point of training, the last report is the trial's value, and a pruner may stop
 a trial during any seed, not only the first; the resource of Hyperband and successive halving is
-``K * steps``.
+``K * steps``. No trial is pruned before position ``--grace-steps G`` (Ray Tune's
+``grace_period``; Optuna's ``min_resource`` for Hyperband and successive halving, the median
+rule's ``n_warmup_steps``); by default G is one grid step (``steps / 20``) for Hyperband and
+successive halving and a fifth of ``steps`` for the median rule. Raise it where every
+configuration looks alike early in training (a memory task whose return stays at chance until
+the agent learns to remember): there the first rungs compare noise.
 
 **The folder** (``tensorboard --logdir`` on it shows every run)::
 
@@ -154,6 +159,7 @@ class StudySpec:
         pruner: A name of :data:`PRUNERS` or an Optuna pruner.
         workers: Local processes (or Ray's concurrent trials).
         device: ``--device`` (None: the preset's).
+        grace_steps: ``--grace-steps`` (None: the pruner's default, :attr:`grace`).
     """
 
     env_id: str
@@ -171,6 +177,7 @@ class StudySpec:
     workers: int = 1
     device: str | None = None
     first_seed: int = 0
+    grace_steps: int | None = None
 
     @property
     def direction(self) -> str:
@@ -184,6 +191,14 @@ class StudySpec:
     def grid_step(self) -> int:
         """Steps between two intermediate values."""
         return max(1, self.steps // REPORTS_PER_SEED)
+
+    @property
+    def grace(self) -> int:
+        """The position before which no trial is pruned: ``--grace-steps``, else one grid step
+        (the median rule: a fifth of ``steps``)."""
+        if self.grace_steps is not None:
+            return self.grace_steps
+        return self.steps // 5 if self.pruner == "median" else self.grid_step
 
     def identity(self) -> dict[str, Any]:
         """What ``study.json`` records and ``--resume`` compares (:data:`IDENTITY`)."""
@@ -259,6 +274,7 @@ def tune(
     overrides: dict[str, Any] | None = None,
     device: str | None = None,
     address: str | None = None,
+    grace_steps: int | None = None,
     show_progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> StudySummary:
@@ -288,6 +304,8 @@ def tune(
         overrides: ``--set``: fixed config keys of every trial (not searched).
         device: ``auto``, ``cpu`` or ``cuda`` (None: the preset's).
         address: Ray cluster (``--backend ray``).
+        grace_steps: No trial is pruned before this position (environment steps over its
+            seeds, ``K * steps`` in all); None: the pruner's default (module docstring).
         show_progress: Draw the progress bar over trials.
         log: Where lines go.
 
@@ -302,7 +320,7 @@ def tune(
                    space=space, workers=workers,
                    backend=backend, resume=resume, logdir=logdir, study=study, timeout=timeout,
                    eval_seeds=eval_seeds, threshold=threshold, overrides=overrides or {},
-                   device=device)
+                   device=device, grace_steps=grace_steps)
     study_dir = Path(spec.study_dir)
     from benchmarks.locking import TrialBusy, TrialLock
 
@@ -318,7 +336,7 @@ def tune(
                                                  "python -m benchmarks.tune"})
         log(f"study {study_dir}: {spec.trials} trials of {spec.agent} on {spec.env_id}, "
             f"{spec.steps:,} steps x seeds {_seeds_text(spec.seeds)}, {spec.metric} "
-            f"({spec.direction}), sampler {_name(spec.sampler)}, pruner {_name(spec.pruner)}, "
+            f"({spec.direction}), sampler {_name(spec.sampler)}, pruner {_pruner_text(spec)}, "
             f"{len(spec.space.params)} parameters ({', '.join(spec.space.sources) or '--set'})")
         deadline = None if timeout is None else time.time() + timeout
         if backend == "ray":
@@ -335,7 +353,8 @@ def prepare(env: str, agent: str, *, trials: int, steps: int, sampler: Any, prun
             metric: str, seeds_per_trial: int, space: str | Path | None, workers: int,
             backend: str, resume: bool, logdir: str | Path, study: str, timeout: float | None,
             eval_seeds: int, threshold: float | None, overrides: dict[str, Any],
-            device: str | None, first_seed: int = 0) -> StudySpec:
+            device: str | None, first_seed: int = 0,
+            grace_steps: int | None = None) -> StudySpec:
     """Check everything and build the :class:`StudySpec`; nothing trains.
 
     Raises:
@@ -378,6 +397,8 @@ def prepare(env: str, agent: str, *, trials: int, steps: int, sampler: Any, prun
     if isinstance(pruner, str) and pruner not in PRUNERS:
         raise TuneError(f"unknown pruner {pruner!r}{_close(pruner, PRUNERS)}; known: "
                         f"{', '.join(PRUNERS)}")
+    if grace_steps is not None:
+        _check_grace(grace_steps, pruner, steps * seeds_per_trial)
     if backend not in ("local", "ray"):
         raise TuneError(f"--backend must be local or ray, got {backend!r}")
     if backend == "ray":
@@ -416,10 +437,24 @@ def prepare(env: str, agent: str, *, trials: int, steps: int, sampler: Any, prun
                      seeds_per_trial=seeds_per_trial, threshold=threshold,
                      overrides=dict(overrides), space=searched, study_dir=str(study_dir),
                      trials=trials, sampler=sampler, pruner=pruner, workers=workers,
-                     device=device, first_seed=first_seed)
+                     device=device, first_seed=first_seed, grace_steps=grace_steps)
     _check_values(spec, base, source)
     _check_study_folder(spec, resume, logdir, study)
     return spec
+
+
+def _check_grace(grace_steps: Any, pruner: Any, budget: int) -> None:
+    """``--grace-steps``: an integer in ``1..K * steps``, for a pruner named here that prunes."""
+    if isinstance(grace_steps, bool) or not isinstance(grace_steps, int) or grace_steps < 1:
+        raise TuneError(f"--grace-steps must be an integer of at least 1, got {grace_steps!r}")
+    if grace_steps > budget:
+        raise TuneError(f"--grace-steps {grace_steps:,} is past the end of a trial: at most "
+                        f"{budget:,} (--steps x --seeds-per-trial)")
+    if not isinstance(pruner, str):
+        raise TuneError("--grace-steps sets a pruner named by --pruner (hyperband, halving, "
+                        "median); give a pruner instance its own warm-up instead")
+    if pruner == "none":
+        raise TuneError("--grace-steps applies to a pruner; --pruner none prunes nothing")
 
 
 def _without_fixed(space: Space, overrides: dict[str, Any]) -> Space:
@@ -510,14 +545,14 @@ def make_pruner(spec: StudySpec) -> Any:
 
     if not isinstance(spec.pruner, str):
         return spec.pruner
-    grid, total = spec.grid_step, spec.steps * spec.seeds_per_trial
+    grace, total = spec.grace, spec.steps * spec.seeds_per_trial
     return {
         "none": lambda: optuna.pruners.NopPruner(),
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5,
-                                                      n_warmup_steps=spec.steps // 5),
-        "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=grid,
+                                                      n_warmup_steps=grace),
+        "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=grace,
                                                                   reduction_factor=3),
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=grid,
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=grace,
                                                             max_resource=total,
                                                             reduction_factor=3),
     }[spec.pruner]()
@@ -878,18 +913,18 @@ def _run_ray(spec: StudySpec, deadline: float | None, address: str | None,
                       study_name=STUDY_NAME, storage=storage(spec))
     # max_t one past the last intermediate position: the scheduler never stops a trial that
     # reached its budget before it wrote its result
-    grid, total = spec.grid_step, spec.steps * spec.seeds_per_trial + 1
+    grace, total = spec.grace, spec.steps * spec.seeds_per_trial + 1
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
     scheduler = {
         "none": lambda: FIFOScheduler(),
-        "median": lambda: MedianStoppingRule(time_attr="position", grace_period=spec.steps // 5,
+        "median": lambda: MedianStoppingRule(time_attr="position", grace_period=grace,
                                              min_samples_required=5),
-        "halving": lambda: ASHAScheduler(time_attr="position", max_t=total, grace_period=grid,
+        "halving": lambda: ASHAScheduler(time_attr="position", max_t=total, grace_period=grace,
                                          reduction_factor=3, brackets=1),
         "hyperband": lambda: ASHAScheduler(time_attr="position", max_t=total,
-                                           grace_period=grid, reduction_factor=3, brackets=3),
+                                           grace_period=grace, reduction_factor=3, brackets=3),
     }[spec.pruner]()
     bar = _Bar(spec, study, show_progress)
 
@@ -1148,7 +1183,7 @@ def write_report(spec: StudySpec, study: Any, summary: StudySummary) -> Path:
              f"{_seeds_text(spec.seeds)}, {spec.steps:,} "
              f"{'epochs' if is_graph_task(spec.env_id) else 'steps'} per seed"
              + (f", threshold {spec.threshold}" if spec.threshold is not None else ""),
-             f"- sampler {_name(spec.sampler)}, pruner {_name(spec.pruner)}; trials: "
+             f"- sampler {_name(spec.sampler)}, pruner {_pruner_text(spec)}; trials: "
              f"{summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed",
              f"- space ({', '.join(spec.space.sources) or '--set'}): "
              + ", ".join(f"`{name}`" for name in spec.space.params)
@@ -1285,6 +1320,13 @@ def _name(thing: Any) -> str:
     return thing if isinstance(thing, str) else type(thing).__name__
 
 
+def _pruner_text(spec: StudySpec) -> str:
+    """The pruner's name, with the steps before which it prunes nothing where it prunes."""
+    if not isinstance(spec.pruner, str) or spec.pruner == "none":
+        return _name(spec.pruner)
+    return f"{spec.pruner} (grace {spec.grace:,} steps)"
+
+
 def _difference(key: str, old: Any, new: Any) -> str:
     """One difference between a recorded study and the command: the parameters that differ
     for the space and ``--set``, the values otherwise."""
@@ -1337,6 +1379,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "Bayesian optimisation)")
     parser.add_argument("--pruner", default="hyperband", help=f"{', '.join(PRUNERS)} (default: "
                         "hyperband; with tpe the BOHB-style pairing)")
+    parser.add_argument("--grace-steps", type=int, metavar="G",
+                        help="no trial is pruned before it has trained G steps (over its seeds; "
+                        "default: steps/20 for hyperband and halving, steps/5 for median)")
     parser.add_argument("--metric", default="final_return",
                         help=f"{', '.join(METRICS)} (default: final_return)")
     parser.add_argument("--threshold", type=float, metavar="R",
@@ -1397,7 +1442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        logdir=args.logdir, study=args.study, timeout=args.timeout,
                        eval_seeds=args.eval_seeds, threshold=args.threshold,
                        overrides=parse_overrides(args.overrides), device=args.device,
-                       address=args.address, show_progress=not args.no_progress)
+                       address=args.address, grace_steps=args.grace_steps,
+                       show_progress=not args.no_progress)
     except (TuneError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -247,6 +247,46 @@ def test_a_median_pruner_prunes_trials_that_are_clearly_worse(tmp_path):
     assert summary.best_trial == 0
 
 
+@pytest.mark.parametrize(("pruner", "grace", "expected"), [
+    ("hyperband", None, 500), ("halving", None, 500), ("median", None, 2_000),
+    ("hyperband", 6_000, 6_000), ("halving", 6_000, 6_000), ("median", 6_000, 6_000),
+])
+def test_grace_steps_set_where_each_pruner_starts_pruning(pruner, grace, expected, tmp_path):
+    # 10,000 steps x 2 seeds: the default grace is one grid step (10,000 / 20) for Hyperband and
+    # successive halving (their min_resource) and a fifth of the steps for the median rule
+    spec = tuning.prepare(CARTPOLE, "ppo", **{**_PREPARE, "steps": 10_000, "pruner": pruner,
+                                               "seeds_per_trial": 2, "logdir": tmp_path,
+                                               "space": None, "grace_steps": grace})
+    assert spec.grace == expected
+    made = tuning.make_pruner(spec)
+    if pruner == "median":
+        assert made._n_warmup_steps == expected
+    elif pruner == "halving":
+        assert made._min_resource == expected
+    else:
+        assert made._min_resource == expected and made._max_resource == 20_000
+
+
+def test_no_trial_is_pruned_before_its_grace_steps(tmp_path):
+    # the median test's setting, where trials 1 and 2 are worse at every point of training, with
+    # successive halving: without a grace they would be pruned at their first report (a few
+    # hundred steps); with --grace-steps 1024 not before 1024
+    space = tmp_path / "space.toml"
+    space.write_text('replace = true\n[params]\n"env_kwargs.max_episode_steps" = '
+                     '{ type = "categorical", choices = [500, 5] }\n')
+    summary = tuning.tune("CartPole-v1", "ppo", trials=3, steps=2048, space=space,
+                          sampler=_FirstGoodThenBad(), pruner="halving", grace_steps=1024,
+                          logdir=tmp_path, eval_seeds=0, show_progress=False, device="cpu",
+                          overrides={"num_envs": 8, "num_steps": 16})
+    assert (summary.complete, summary.pruned) == (1, 2)
+    for number in (1, 2):
+        trial = _states(summary.study_dir)[number]
+        assert trial.state == optuna.trial.TrialState.PRUNED
+        assert 1024 <= max(trial.intermediate_values) < 2048
+        assert min(trial.intermediate_values) < 1024  # it reported before, unpruned
+    assert "pruner halving (grace 1,024 steps)" in (summary.study_dir / "report.md").read_text()
+
+
 def test_a_threshold_study_scores_the_steps_each_run_took_to_reach_it(tmp_path):
     # a return of 30 on CartPole (random play: 22) is reached within a few thousand steps; the
     # run stops there and the trial's value is the steps it took
@@ -342,6 +382,11 @@ def _bad_space(tmp_path: Path) -> str:
                                          "not final_return"),
     (lambda tmp: ["--resume"], "--resume: there is no study"),
     (lambda tmp: ["--pruner", "medain"], "did you mean 'median'"),
+    (lambda tmp: ["--grace-steps", "0"], "--grace-steps must be an integer of at least 1"),
+    (lambda tmp: ["--grace-steps", "300"], "--grace-steps 300 is past the end of a trial: at "
+                                           "most 256"),
+    (lambda tmp: ["--grace-steps", "100", "--pruner", "none"],
+     "--grace-steps applies to a pruner; --pruner none prunes nothing"),
     (lambda tmp: ["--metric", "test_accuracy"], "test_accuracy is the metric of graph-learning"),
     (lambda tmp: ["--agent", "pp0"], "unknown agent 'pp0'"),
     (lambda tmp: ["--set", "learnig_rate=1e-3"], "did you mean 'learning_rate'"),
