@@ -363,7 +363,9 @@ def prepare(env: str, agent: str, *, trials: int, steps: int, sampler: Any, prun
     for name, value, least in (("--trials", trials, 1), ("--steps", steps, 1),
                                ("--seeds-per-trial", seeds_per_trial, 1),
                                ("--first-seed", first_seed, 0),
-                               ("--workers", workers, 1), ("--eval-seeds", eval_seeds, 0)):
+                               ("--workers", workers, 1), ("--eval-seeds", eval_seeds, 0),
+                               *([("--grace-steps", grace_steps, 1)]
+                                 if grace_steps is not None else [])):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise TuneError(f"{name} must be an integer of at least {least}, got {value!r}")
     if first_seed + seeds_per_trial > EVAL_SEED_START:
@@ -443,10 +445,9 @@ def prepare(env: str, agent: str, *, trials: int, steps: int, sampler: Any, prun
     return spec
 
 
-def _check_grace(grace_steps: Any, pruner: Any, budget: int) -> None:
-    """``--grace-steps``: an integer in ``1..K * steps``, for a pruner named here that prunes."""
-    if isinstance(grace_steps, bool) or not isinstance(grace_steps, int) or grace_steps < 1:
-        raise TuneError(f"--grace-steps must be an integer of at least 1, got {grace_steps!r}")
+def _check_grace(grace_steps: int, pruner: Any, budget: int) -> None:
+    """``--grace-steps`` (an integer >= 1, checked with the other counts): within ``K * steps``,
+    for a pruner named here that prunes."""
     if grace_steps > budget:
         raise TuneError(f"--grace-steps {grace_steps:,} is past the end of a trial: at most "
                         f"{budget:,} (--steps x --seeds-per-trial)")
