@@ -19,7 +19,10 @@ halving), ``median`` or ``none``. The study lives in Optuna storage in its folde
 ``JournalStorage`` file, ``study.journal``), so that ``--workers W`` local processes share it
 and an interrupted study continues with ``--resume``: finished trials are kept, and a trial that
 was running when the process died runs again with the same parameters in its own folder, its
-finished seeds skipped and its interrupted seed continued from the checkpoint. ``--trials N``
+finished seeds skipped and its interrupted seed continued from the checkpoint. The resumed
+command must define the same study (``study.json``: env, agent, metric, budget, seeds, space,
+``--set``, and the pruner with its grace, since they decide which trials were stopped); a
+sampler may change. ``--trials N``
 counts finished trials (complete, pruned or failed). ``--backend ray`` runs the study on Ray
 Tune instead (``OptunaSearch`` on the same storage, ASHA for ``halving`` and ``hyperband``, the
 median stopping rule for ``median``), on a local Ray instance or the cluster at ``--address``.
@@ -52,7 +55,8 @@ the agent learns to remember): there the first rungs compare noise.
 **The folder** (``tensorboard --logdir`` on it shows every run)::
 
     <logdir>/tune/<env>/<agent>/<study>/     --logdir (runs), --study (study)
-      study.json          what defines the study: env, agent, metric, budget, seeds, space, --set
+      study.json          what defines the study: env, agent, metric, budget, seeds, space, --set,
+                          pruner and grace
       study.journal       the Optuna storage (optuna.storages.JournalStorage)
       trial0000/seed0/    one run folder per trial and seed (config.json, result.json, events)
       best.toml           the best trial as an agent file: --agent path/to/best.toml
@@ -115,9 +119,12 @@ EVAL_SEED_START = 1000
 REPORTS_PER_SEED = 20
 #: What ``study.json`` holds that a resumed study must share with the command.
 IDENTITY = ("env_id", "agent", "metric", "steps", "seeds_per_trial", "first_seed", "threshold",
-            "overrides", "space")
+            "overrides", "space", "pruning")
 #: What a ``study.json`` written before an identity key existed means by its absence.
 _IDENTITY_DEFAULTS = {"first_seed": 0}
+#: Identity keys that a ``study.json`` written before they existed does not record; such a
+#: study is resumed whatever the command says of them.
+_UNRECORDED = ("pruning",)
 #: Config keys that say where a run trains, not what it computes (left out of best.toml).
 _RUNTIME_KEYS = ("device", "checkpoint_every")
 
@@ -193,6 +200,11 @@ class StudySpec:
         return max(1, self.steps // REPORTS_PER_SEED)
 
     @property
+    def budget(self) -> int:
+        """A trial's steps over its seeds, ``K * steps``: the pruners' resource."""
+        return self.steps * self.seeds_per_trial
+
+    @property
     def grace(self) -> int:
         """The position before which no trial is pruned: ``--grace-steps``, else one grid step
         (the median rule: a fifth of ``steps``)."""
@@ -206,7 +218,7 @@ class StudySpec:
                 "steps": self.steps, "seeds_per_trial": self.seeds_per_trial,
                 "first_seed": self.first_seed,
                 "threshold": self.threshold, "overrides": self.overrides,
-                "space": self.space.to_dict()}
+                "space": self.space.to_dict(), "pruning": _pruner_text(self)}
         return json.loads(json.dumps(data, default=str))
 
     def trial(self, seed: int) -> Trial:
@@ -492,7 +504,7 @@ def _check_study_folder(spec: StudySpec, resume: bool, logdir: str | Path, study
         old = {**_IDENTITY_DEFAULTS, **json.loads(record.read_text(encoding="utf-8"))}
         new = spec.identity()
         diffs = [_difference(key, old.get(key), new[key]) for key in IDENTITY
-                 if old.get(key) != new[key]]
+                 if old.get(key) != new[key] and (key in old or key not in _UNRECORDED)]
         if diffs:
             raise TuneError(f"{study_dir} holds a study made by another command "
                             f"({'; '.join(diffs)}): choose another --logdir or --study NAME, or "
@@ -546,7 +558,7 @@ def make_pruner(spec: StudySpec) -> Any:
 
     if not isinstance(spec.pruner, str):
         return spec.pruner
-    grace, total = spec.grace, spec.steps * spec.seeds_per_trial
+    grace, total = spec.grace, spec.budget
     return {
         "none": lambda: optuna.pruners.NopPruner(),
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5,
@@ -914,7 +926,7 @@ def _run_ray(spec: StudySpec, deadline: float | None, address: str | None,
                       study_name=STUDY_NAME, storage=storage(spec))
     # max_t one past the last intermediate position: the scheduler never stops a trial that
     # reached its budget before it wrote its result
-    grace, total = spec.grace, spec.steps * spec.seeds_per_trial + 1
+    grace, total = spec.grace, spec.budget + 1
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
@@ -980,7 +992,7 @@ def _ray_trainable(config: dict[str, Any], spec: StudySpec) -> None:
 
     value, scores = run_seeds(spec, config["umbra_values"], config["umbra_number"],
                               config["umbra_resume"], report)
-    tune.report({"objective": value, "position": spec.steps * spec.seeds_per_trial + 1,
+    tune.report({"objective": value, "position": spec.budget + 1,
                  "finished": True})
 
 

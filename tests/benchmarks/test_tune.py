@@ -407,7 +407,7 @@ def test_bad_input_fails_before_anything_runs_in_one_line_exit_2(extra, message,
 
 def test_a_study_folder_of_another_command_is_refused_naming_the_difference(tmp_path, capsys):
     args = ["--env", CARTPOLE, "--trials", "1", "--steps", "256", "--logdir", str(tmp_path),
-            "--no-progress", "--sampler", "random"]
+            "--no-progress", "--sampler", "random", "--pruner", "none"]
     spec = tuning.prepare(CARTPOLE, "ppo", **{**_PREPARE, "space": None, "logdir": tmp_path,
                                               "steps": 256})
     study = Path(spec.study_dir)
@@ -442,3 +442,25 @@ def test_tuning_seeds_start_at_first_seed_and_an_older_study_file_means_seed_0(t
     assert tuning.prepare(CARTPOLE, "ppo", **resumed).seeds == [0]
     with pytest.raises(tuning.TuneError, match="first_seed"):
         tuning.prepare(CARTPOLE, "ppo", **resumed, first_seed=3)
+
+
+def test_a_resume_with_another_pruner_or_grace_is_refused_and_an_older_study_file_is_not(
+        tmp_path):
+    # which trials a study stopped was decided by its pruner and grace: resuming it with others
+    # would mix two rules in one study, so the command must repeat them (or start a new study)
+    made = {**_PREPARE, "space": None, "logdir": tmp_path, "steps": 256, "pruner": "hyperband"}
+    spec = tuning.prepare(CARTPOLE, "ppo", **made, grace_steps=64)
+    record = Path(spec.study_dir) / tuning.STUDY_FILE
+    record.write_text(json.dumps(spec.identity()))
+    resumed = {**made, "resume": True}
+    assert tuning.prepare(CARTPOLE, "ppo", **resumed, grace_steps=64).grace == 64
+    with pytest.raises(tuning.TuneError, match=r'pruning: "hyperband \(grace 64 steps\)" there, '
+                                               r'"hyperband \(grace 12 steps\)" now'):
+        tuning.prepare(CARTPOLE, "ppo", **resumed)  # the default grace: 256 / 20
+    with pytest.raises(tuning.TuneError, match=r'"none" now'):
+        tuning.prepare(CARTPOLE, "ppo", **{**resumed, "pruner": "none"})
+    # a study.json from before the pruning was recorded resumes under whatever the command says
+    old = spec.identity()
+    del old["pruning"]
+    record.write_text(json.dumps(old))
+    assert tuning.prepare(CARTPOLE, "ppo", **{**resumed, "pruner": "none"}).pruner == "none"
