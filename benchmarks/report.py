@@ -91,10 +91,25 @@ UNCERTAINTY_TAGS = {"uncertainty/value_std": "visited states",
 #: TensorBoard tag of the learning curves per metric (default: the episode return's).
 CURVE_TAGS = {"test accuracy": ("graph/val_accuracy", "validation accuracy", "epochs")}
 #: The GRU's MMER per ``popgym/`` id as published in the POPGym paper (Morad et al., ICLR 2023,
-#: appendix tables of MMER per model and environment), shown beside the measured MMER. Empty:
-#: the table could not be retrieved when this was written; fill it from the paper (never from
-#: memory) and the report's column fills itself.
-POPGYM_PAPER_GRU_MMER: dict[str, float] = {}
+#: appendix B, table 3: MMER mean over 3 trials of 15M steps), shown beside the measured MMER.
+#: The paper's own table could not be retrieved here; these are the Easy rows of a third-party
+#: transcription of it (:data:`POPGYM_PAPER_SOURCE`), not checked against the PDF. It names
+#: the paper's StatelessCartPole PositionOnlyCartPole (popgym 1.0's name) and has no rows for
+#: Battleship, Concentration, the Labyrinths, MineSweeper, the Pendulums or
+#: VelocityOnlyCartPole (n/a in the report). Replace with the paper's values when they can be read.
+POPGYM_PAPER_GRU_MMER: dict[str, float] = {
+    "popgym/AutoencodeEasy-v0": -0.283,
+    "popgym/CountRecallEasy-v0": 0.177,
+    "popgym/HigherLowerEasy-v0": 0.529,
+    "popgym/MultiarmedBanditEasy-v0": 0.619,
+    "popgym/NoisyPositionOnlyCartPoleEasy-v0": 0.995,
+    "popgym/PositionOnlyCartPoleEasy-v0": 1.000,
+    "popgym/RepeatFirstEasy-v0": 1.000,
+    "popgym/RepeatPreviousEasy-v0": 1.000,
+}
+#: Where :data:`POPGYM_PAPER_GRU_MMER` was read (the report says so under its table).
+POPGYM_PAPER_SOURCE = ("github.com/bryjudy/fly-critic, flycritic/popgym/results.py at commit "
+                       "a93e8b9f, a transcription of the paper's appendix B table 3, unverified")
 
 
 def mmer_of(logdir: str | Path) -> float | None:
@@ -492,8 +507,9 @@ def _mmer_section(outcomes: Sequence[TrialOutcome], *, reps: int) -> list[str]:
              "the episodes finished in one update; mean across seeds with bootstrap 95% "
              "intervals."]
     if popgym:
-        lines[-1] += (" The paper's column is the GRU's published MMER "
-                      "(`benchmarks.report.POPGYM_PAPER_GRU_MMER`; n/a where it holds none).")
+        lines[-1] += (" The paper's column is the GRU's published MMER after 15M steps "
+                      "(`benchmarks.report.POPGYM_PAPER_GRU_MMER`; n/a where it holds none), "
+                      f"read from {POPGYM_PAPER_SOURCE}.")
     return lines + [""] + _markdown_table(header, body)
 
 

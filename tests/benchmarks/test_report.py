@@ -127,14 +127,16 @@ def test_a_real_tiny_suite_writes_the_report_and_regenerates_it(tmp_path, capsys
 
 def test_mmer_is_the_peak_of_the_mean_episodic_return_curve(tmp_path):
     """POPGym's MMER: the largest point of charts/episode_return, not the last; per trial in
-    results.csv, mean across seeds in report.md beside the paper's GRU column (n/a when empty)."""
+    results.csv, mean across seeds in report.md beside the paper's GRU column (n/a where it has
+    none)."""
     suite = parse_suite('agents = ["gru"]\nseeds = 2\n[[envs]]\n'
-                        'id = "popgym/PositionOnlyCartPoleEasy-v0"\n', name="mmer")
+                        'id = "popgym/PositionOnlyCartPoleEasy-v0"\n[[envs]]\n'
+                        'id = "popgym/BattleshipEasy-v0"\n', name="mmer")
     suite_dir = tmp_path / "mmer"
     write_suite_file(suite_dir, suite)
     peaks = {0: 0.5, 1: 0.7}
     for trial in suite.trials:
-        folder = suite_dir / f"seed{trial.seed}"
+        folder = suite_dir / trial.env_id.replace("/", "_") / f"seed{trial.seed}"
         folder.mkdir(parents=True)
         (folder / RESULT_FILE).write_text(json.dumps(
             {"env_id": trial.env_id, "agent": "gru", "seed": trial.seed, "steps": 300,
@@ -144,11 +146,17 @@ def test_mmer_is_the_peak_of_the_mean_episodic_return_curve(tmp_path):
                 writer.add_scalar(curves.TAG, value, step)
     assert report.main([str(suite_dir), "--no-plots"]) == 0
     rows = list(csv.DictReader((suite_dir / report.CSV_FILE).open()))
-    assert sorted(float(r["mmer"]) for r in rows) == [0.5, 0.699999988079071]  # float32 events
+    assert sorted(float(r["mmer"]) for r in rows) == [0.5, 0.5, 0.699999988079071,
+                                                      0.699999988079071]  # float32 events
     text = (suite_dir / report.REPORT_FILE).read_text()
     assert "## MMER" in text and "POPGym paper GRU MMER" in text
-    assert "| popgym/PositionOnlyCartPoleEasy-v0 | gru | 2 | 0.600 [" in text
-    assert text.count("| n/a |") >= 1
+    [cartpole] = [line for line in text.splitlines()
+                  if line.startswith("| popgym/PositionOnlyCartPoleEasy-v0 | gru | 2 | 0.600 [")]
+    assert cartpole.endswith("| 1.000 |")  # the paper's value
+    [battleship] = [line for line in text.splitlines()
+                    if line.startswith("| popgym/BattleshipEasy-v0 | gru | 2 | 0.600 [")]
+    assert battleship.endswith("| n/a |")  # none published
+    assert report.POPGYM_PAPER_SOURCE in text
 
 
 def test_each_group_of_a_mixed_team_is_reported_on_its_own(tmp_path):
