@@ -230,13 +230,25 @@ def compare(rows: Sequence[Row], *, reps: int = stats.DEFAULT_REPS,
     For each pair, one comparison per environment both agents have scores on and, with more
     than one such environment, one over all of them (the mean over environments).
     """
-    scores = {(r.env_id, r.agent): np.asarray(r.scores) for r in rows if r.scores}
+    return compare_scores({(r.env_id, r.agent): r.scores for r in rows if r.scores},
+                          reps=reps, seed=seed)
+
+
+def compare_scores(table: dict[tuple[str, str], Sequence[float]], *, per_env: bool = True,
+                   reps: int = stats.DEFAULT_REPS, seed: int = 0) -> list[Comparison]:
+    """:func:`compare` on any score: ``(env, agent) -> scores over seeds``, in suite order.
+
+    ``per_env=False`` keeps only the comparison over all shared environments (the one
+    environment's where the pair shares only one).
+    """
+    scores = {key: np.asarray(values) for key, values in table.items() if len(values)}
     agents = list(dict.fromkeys(agent for _, agent in scores))
     env_ids = list(dict.fromkeys(env_id for env_id, _ in scores))
     comparisons = []
     for x, y in itertools.combinations(agents, 2):
         shared = [e for e in env_ids if (e, x) in scores and (e, y) in scores]
-        groups = [[e] for e in shared] + ([shared] if len(shared) > 1 else [])
+        groups = ([[e] for e in shared] if per_env or len(shared) == 1 else []) + (
+            [shared] if len(shared) > 1 else [])
         for group in groups:
             interval = stats.probability_of_improvement_interval(
                 [scores[e, x] for e in group], [scores[e, y] for e in group], reps=reps,
@@ -405,9 +417,7 @@ def markdown_report(
                   "run of Y (ties count half), per environment and averaged over environments; "
                   "0.5 is no difference. An improvement is meaningful when the interval's lower "
                   "bound is above 0.5.", ""]
-        body = [[c.x, c.y, c.envs[0] if len(c.envs) == 1 else f"all {len(c.envs)}",
-                 c.probability.format(2)] for c in comparisons]
-        lines += _markdown_table(["X", "Y", "environments", "P(X > Y) [95% CI]"], body)
+        lines += _comparison_table(comparisons, "P(X > Y) [95% CI]")
 
     calibration = calibration_rows(outcomes, reps=reps)
     reliability = [p for p in plots if p.name.startswith(RELIABILITY_PREFIX)]
@@ -474,32 +484,32 @@ def markdown_report(
     return "\n".join(lines)
 
 
-def mmer_rows(outcomes: Sequence[TrialOutcome], *, reps: int = stats.DEFAULT_REPS,
-              ) -> dict[tuple[str, str], tuple[int, Interval]]:
-    """(env, agent) -> (seeds with an MMER, mean MMER across them with its 95% interval), over
-    the finished RL trials (:func:`mmer_of`)."""
+def mmer_scores(outcomes: Sequence[TrialOutcome]) -> dict[tuple[str, str], list[float]]:
+    """(env, agent) -> the MMER of each finished RL trial (:func:`mmer_of`), seeds in order;
+    groups without one are left out."""
     table = {}
     for key, group in _groups(outcomes).items():
         values = [m for o in group if o.status != "failed" and o.result is not None
                   and metric_of(o.result) == RETURN_METRIC
                   and (m := mmer_of(o.logdir)) is not None]
         if values:
-            table[key] = (len(values), stats.summarize(values, reps=reps)["mean"])
+            table[key] = values
     return table
 
 
 def _mmer_section(outcomes: Sequence[TrialOutcome], *, reps: int) -> list[str]:
     """The ``## MMER`` lines of ``report.md``; none without RL curves."""
-    table = mmer_rows(outcomes, reps=reps)
-    if not table:
+    scores = mmer_scores(outcomes)
+    if not scores:
         return []
-    popgym = any(env_id.startswith("popgym/") for env_id, _ in table)
+    popgym = any(env_id.startswith("popgym/") for env_id, _ in scores)
     header = ["env", "agent", "seeds", "MMER mean [95% CI]"]
     header += ["POPGym paper GRU MMER"] if popgym else []
     body = []
-    for (env_id, agent), (n, interval) in table.items():
+    for (env_id, agent), values in scores.items():
+        interval = stats.summarize(values, reps=reps)["mean"]
         paper = POPGYM_PAPER_GRU_MMER.get(env_id)
-        body.append([env_id, agent, str(n), interval.format(3)]
+        body.append([env_id, agent, str(len(values)), interval.format(3)]
                     + ([f"{paper:.3f}" if paper is not None else "n/a"] if popgym else []))
     lines = ["", "## MMER", "",
              "POPGym's metric (Morad et al., 2023): the maximum over training of the mean "
@@ -510,7 +520,13 @@ def _mmer_section(outcomes: Sequence[TrialOutcome], *, reps: int) -> list[str]:
         lines[-1] += (" The paper's column is the GRU's published MMER after 15M steps "
                       "(`benchmarks.report.POPGYM_PAPER_GRU_MMER`; n/a where it holds none), "
                       f"read from {POPGYM_PAPER_SOURCE}.")
-    return lines + [""] + _markdown_table(header, body)
+    lines += [""] + _markdown_table(header, body)
+    comparisons = compare_scores(scores, per_env=False, reps=reps)
+    if comparisons:
+        lines += ["", "P(X > Y) on MMER (as under Probability of improvement, with the MMER "
+                  "for score), over all the environments both agents have an MMER on.", ""]
+        lines += _comparison_table(comparisons, "P(X > Y) on MMER [95% CI]")
+    return lines
 
 
 def group_return_rows(outcomes: Sequence[TrialOutcome], *, reps: int = stats.DEFAULT_REPS,
@@ -861,6 +877,12 @@ def _slug(env_id: str) -> str:
 
 def _last_line(text: str | None) -> str:
     return ((text or "").strip().splitlines()[-1:] or ["unknown error"])[0]
+
+
+def _comparison_table(comparisons: Sequence[Comparison], title: str) -> list[str]:
+    body = [[c.x, c.y, c.envs[0] if len(c.envs) == 1 else f"all {len(c.envs)}",
+             c.probability.format(2)] for c in comparisons]
+    return _markdown_table(["X", "Y", "environments", title], body)
 
 
 def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:

@@ -159,6 +159,35 @@ def test_mmer_is_the_peak_of_the_mean_episodic_return_curve(tmp_path):
     assert report.POPGYM_PAPER_SOURCE in text
 
 
+def test_the_ranking_on_mmer_is_read_on_the_peak_not_on_the_final_return(tmp_path):
+    """POPGym ranks by MMER: P(X > Y) on MMER pools every shared env, apart from the
+    final-return comparison (here the two disagree: gru peaks higher, mlp ends higher)."""
+    suite = parse_suite('agents = ["gru", "mlp"]\nseeds = 2\n[[envs]]\n'
+                        'id = "popgym/RepeatFirstEasy-v0"\n[[envs]]\n'
+                        'id = "popgym/CountRecallEasy-v0"\n', name="rank")
+    suite_dir = tmp_path / "rank"
+    write_suite_file(suite_dir, suite)
+    curve = {"gru": (0.9, 0.1), "mlp": (0.3, 0.2)}  # (peak, final)
+    for trial in suite.trials:
+        folder = suite_dir / trial.env_id.replace("/", "_") / trial.agent / f"seed{trial.seed}"
+        folder.mkdir(parents=True)
+        peak, final = curve[trial.agent]
+        peak += 0.01 * trial.seed
+        (folder / RESULT_FILE).write_text(json.dumps(
+            {"env_id": trial.env_id, "agent": trial.agent, "seed": trial.seed, "steps": 300,
+             "final_return": final}))
+        with SummaryWriter(str(folder)) as writer:
+            for step, value in ((100, 0.0), (200, peak), (300, final)):
+                writer.add_scalar(curves.TAG, value, step)
+    assert report.main([str(suite_dir), "--no-plots"]) == 0
+    text = (suite_dir / report.REPORT_FILE).read_text()
+    mmer = text[text.index("## MMER"):text.index("## Probability of improvement")]
+    assert "| gru | mlp | all 2 | 1.00 [1.00, 1.00] |" in mmer
+    assert "| gru | mlp | popgym/RepeatFirstEasy-v0 |" not in mmer  # per env: final return's
+    final = text[text.index("## Probability of improvement"):]
+    assert "| gru | mlp | all 2 | 0.00 [0.00, 0.00] |" in final
+
+
 def test_each_group_of_a_mixed_team_is_reported_on_its_own(tmp_path):
     # Predators and prey: averaging their opposite returns would hide both.
     suite_dir = fake_suite(tmp_path)
