@@ -81,10 +81,15 @@ class LabyrinthExplore(MazeEnv):
         #: ``1 / F`` of every copy's maze (popgym's ``pos_reward_scale``).
         self.new_square_reward = torch.zeros(self.num_envs, device=self.device)
 
-    def _on_start(self, mask: torch.Tensor) -> None:
-        free = (self.grid == FREE).sum(dim=(1, 2)).to(torch.float64)
-        scale = (1.0 / free).to(torch.float32)
-        self.new_square_reward = torch.where(mask, scale, self.new_square_reward)
+    def _on_start(self, mask: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        def scale(grid: torch.Tensor) -> torch.Tensor:
+            free = (grid == FREE).sum(dim=(1, 2)).to(torch.float64)
+            return (1.0 / free).to(torch.float32)
+
+        if rows is None:
+            self.new_square_reward = torch.where(mask, scale(self.grid), self.new_square_reward)
+        else:
+            self.new_square_reward[rows] = scale(self.grid[rows])
 
     def _advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         target = self._move(actions)

@@ -56,14 +56,26 @@ def test_returns_and_lengths_match_the_package_in_distribution(dims, length, pol
         assert ours[2].all()
 
 
-def test_fresh_mazes_after_each_episode():
-    env = LabyrinthEscape(num_envs=16, episode_length=12)  # spares redrawn every 10 resets
+@pytest.mark.parametrize("indexes_resets", [True, False], ids=["cpu-pool", "accelerator-spares"])
+def test_fresh_mazes_after_each_episode(indexes_resets):
+    # Both ways of drawing the mazes of the copies that end inside step (maze.MazeEnv): the CPU's
+    # pool, and the spares an accelerator uses (spares redrawn every 10 resets here).
+    env = LabyrinthEscape(num_envs=16, episode_length=12)
+    env.indexes_resets = indexes_resets
     env.reset(seed=0)
     generator = torch.Generator().manual_seed(0)
     starts = [env.grid.clone()]
     for _ in range(300):
-        info = env.step(torch.randint(4, (16,), generator=generator))[-1]
+        actions = torch.randint(4, (16,), generator=generator)
+        sent = actions.clone()
+        info = env.step(actions)[-1]
+        assert torch.equal(actions, sent)  # the caller's actions are left as they were
         starts.append(env.grid[info["_episode"]].clone())
+        # every copy that ended starts again at its maze's start, with nothing explored but it
+        ended = info["_episode"]
+        assert (env.grid[ended, env.position[ended, 0], env.position[ended, 1]] == 2).all()
+        assert (env.explored[ended].flatten(1).sum(dim=1) == 1).all()
+        assert (env.last_action[ended] == 4).all()
     starts = torch.cat(starts)
     # Every episode (about 450 here, each at most 11 steps long) starts in a maze of its own: no
     # spare maze is used twice (two equal 5x5-cell mazes by chance: negligible).
