@@ -165,6 +165,12 @@ TUNED_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # -> no entry: 1.00 [0.86, 1.00] on the fresh seeds vs the preset's 0.99 [0.99, 1.00]
     # (P(improvement) 0.60 [0.20, 1.00]); the preset already solves the task.
 
+    # KeyDoorMazeEasy (the pomdp suite's 200k steps; re-evaluated on seeds 1000-1004): gru only so
+    # far, 20 trials (9 complete, 11 pruned); lstm, transformer and linear are still to tune.
+    # python -m benchmarks.tune --env umbra/KeyDoorMazeEasy-v0 --agent gru --trials 20 --steps 200000 --grace-steps 50000 --first-seed 100 --workers 1  # noqa: E501
+    # -> no entry: 0.71 [0.64, 0.76] on the fresh seeds vs the preset's 0.74 [0.72, 0.76]
+    # (P(improvement) 0.32 [0.00, 0.72]).
+
     # ppo on CartPole for time to 475 (environment steps until the mean return of 20 episodes
     # reaches 475; re-evaluated on seeds 1000-1004): no entry, the CartPole preset of ENV_PRESETS
     # stays. Over the whole ppo space:
