@@ -230,8 +230,7 @@ def compare(rows: Sequence[Row], *, reps: int = stats.DEFAULT_REPS,
     For each pair, one comparison per environment both agents have scores on and, with more
     than one such environment, one over all of them (the mean over environments).
     """
-    return compare_scores({(r.env_id, r.agent): r.scores for r in rows if r.scores},
-                          reps=reps, seed=seed)
+    return compare_scores({(r.env_id, r.agent): r.scores for r in rows}, reps=reps, seed=seed)
 
 
 def compare_scores(table: dict[tuple[str, str], Sequence[float]], *, per_env: bool = True,
