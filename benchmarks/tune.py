@@ -218,8 +218,14 @@ class StudySpec:
                 "steps": self.steps, "seeds_per_trial": self.seeds_per_trial,
                 "first_seed": self.first_seed,
                 "threshold": self.threshold, "overrides": self.overrides,
-                "space": self.space.to_dict(), "pruning": _pruner_text(self)}
+                "space": self.space.to_dict(), "pruning": self.pruning()}
         return json.loads(json.dumps(data, default=str))
+
+    def pruning(self) -> dict[str, Any]:
+        """The pruner's name and, where it prunes, its grace in steps (an identity key)."""
+        if not isinstance(self.pruner, str) or self.pruner == "none":
+            return {"pruner": _name(self.pruner), "grace": None}
+        return {"pruner": self.pruner, "grace": self.grace}
 
     def trial(self, seed: int) -> Trial:
         return Trial(env_id=self.env_id, agent=self.agent, seed=seed, steps=self.steps)
@@ -503,6 +509,8 @@ def _check_study_folder(spec: StudySpec, resume: bool, logdir: str | Path, study
     if record.is_file():
         old = {**_IDENTITY_DEFAULTS, **json.loads(record.read_text(encoding="utf-8"))}
         new = spec.identity()
+        if isinstance(old.get("pruning"), str):  # an older study.json records it as text
+            new["pruning"] = _pruner_text(spec)
         diffs = [_difference(key, old.get(key), new[key]) for key in IDENTITY
                  if old.get(key) != new[key] and (key in old or key not in _UNRECORDED)]
         if diffs:
@@ -1335,9 +1343,10 @@ def _name(thing: Any) -> str:
 
 def _pruner_text(spec: StudySpec) -> str:
     """The pruner's name, with the steps before which it prunes nothing where it prunes."""
-    if not isinstance(spec.pruner, str) or spec.pruner == "none":
-        return _name(spec.pruner)
-    return f"{spec.pruner} (grace {spec.grace:,} steps)"
+    pruning = spec.pruning()
+    if pruning["grace"] is None:
+        return pruning["pruner"]
+    return f"{pruning['pruner']} (grace {pruning['grace']:,} steps)"
 
 
 def _difference(key: str, old: Any, new: Any) -> str:
