@@ -17,7 +17,8 @@ tensors on one device. It follows Gymnasium's vector API with torch tensors inst
 To write an environment, subclass :class:`BatchedEnv`, set the two single spaces and
 ``max_episode_steps``, and implement three methods (see ``envs/classic.py`` for two examples):
 
-- ``_reset_copies(mask)``: draw a fresh initial state for the copies where ``mask`` is true;
+- ``_reset_copies(mask)``: draw a fresh initial state for the copies where ``mask`` is true
+  (``step`` calls it with the copies that ended; on the CPU only when at least one did);
 - ``_advance(actions) -> (reward, terminated)``: move every copy one step;
 - ``_observe()``: the observation of every copy.
 
@@ -233,7 +234,11 @@ class BatchedEnv:
         else:  # the length the episode reaches with this step
             truncated = self._episode_length + 1 >= self.max_episode_steps
         info = self._finish_step(reward, terminated, truncated, self._observe(), self._final_info())
-        self._reset_copies(info["_episode"])
+        ended = info["_episode"]
+        # On the CPU, reading whether any copy ended costs no synchronisation: a step where none
+        # did (most steps of fixed-length episodes) skips the autoreset.
+        if self.device.type != "cpu" or bool(ended.any()):
+            self._reset_copies(ended)
         info.update(self._current_info())
         return self._observe(), reward, terminated, truncated, info
 

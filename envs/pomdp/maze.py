@@ -119,13 +119,13 @@ class KeyDoorMaze(BatchedEnv):
     ## Starting State
     A random maze; agent, key and door on three distinct cells drawn uniformly.
 
-    Mazes are generated in chunks rather than one per reset, to keep resets cheap: every
-    ``refresh_every`` steps a chunk of ``max(16, num_envs // 16)`` fresh mazes is generated, and a
-    copy that starts an episode takes a uniformly drawn maze of the newest chunk, turned by one of
-    the eight symmetries of the square drawn uniformly (which leaves the distribution of mazes
-    unchanged). ``refresh_every`` is ``max(16, time_limit // 16)``; chunks are kept until no
-    episode can still be using them. ``reset()`` starts from a freshly generated chunk, so the
-    same seed gives the same mazes.
+    Mazes are generated in chunks rather than one per reset, to keep resets cheap: at the first
+    reset ``refresh_every`` or more steps after the last, a chunk of ``max(16, num_envs // 16)``
+    fresh mazes is generated, and a copy that starts an episode takes a uniformly drawn maze of
+    the newest chunk, turned by one of the eight symmetries of the square drawn uniformly (which
+    leaves the distribution of mazes unchanged). ``refresh_every`` is
+    ``max(16, time_limit // 16)``; chunks are kept until no episode can still be using them.
+    ``reset()`` starts from a freshly generated chunk, so the same seed gives the same mazes.
 
     ## Episode End
     Terminated on reaching the door with the key; truncated after ``time_limit`` steps.
@@ -213,13 +213,16 @@ class KeyDoorMaze(BatchedEnv):
         # The pool: a ring of chunks of mazes, the newest of which serves the resets.
         self.chunk_size = max(16, self.num_envs // 16)
         self.refresh_every = max(16, self.time_limit // 16)
-        # A chunk serves resets for refresh_every steps, then its episodes last time_limit at most.
+        # A chunk serves resets for refresh_every steps or more, then its episodes last
+        # time_limit at most; the next num_chunks - 1 chunks take at least
+        # (num_chunks - 1) * refresh_every >= refresh_every + time_limit steps.
         self.num_chunks = 2 + math.ceil(self.time_limit / self.refresh_every)
         self._pool = torch.ones(
             self.num_chunks * self.chunk_size, side * side, dtype=torch.bool, device=self.device
         )
         self._newest = 0
-        self._resets_since_refresh = 0
+        #: The ``step`` call (see BatchedEnv) at which the newest chunk was generated.
+        self._refreshed_at = 0
         self._restart = True
 
         #: Per copy: the maze (row of the pool), its symmetry, and squares as padded flat indices
@@ -244,6 +247,7 @@ class KeyDoorMaze(BatchedEnv):
         return walls
 
     def _refresh(self) -> None:
+        self._refreshed_at = self._step_calls
         start = self._newest * self.chunk_size
         self._pool[start : start + self.chunk_size] = self.generate(self.chunk_size)
 
@@ -274,14 +278,11 @@ class KeyDoorMaze(BatchedEnv):
 
     def _reset_copies(self, mask: torch.Tensor, options: dict | None = None) -> None:
         if self._restart:
-            self._newest, self._resets_since_refresh, self._restart = 0, 0, False
+            self._newest, self._restart = 0, False
             self._refresh()
-        else:
-            self._resets_since_refresh += 1
-            if self._resets_since_refresh == self.refresh_every:
-                self._newest = (self._newest + 1) % self.num_chunks
-                self._resets_since_refresh = 0
-                self._refresh()
+        elif self._step_calls - self._refreshed_at >= self.refresh_every:
+            self._newest = (self._newest + 1) % self.num_chunks
+            self._refresh()
         n, g, device = self.num_envs, self.generator, self.device
         maze = self._newest * self.chunk_size + torch.randint(
             self.chunk_size, (n,), generator=g, device=device

@@ -42,9 +42,10 @@ class Battleship(BatchedEnv):
     without retries for every copy at once: the segments that overlap no earlier ship are found
     by sliding-window sums over the board, and a uniform index among them picks the ship's place.
     ``reset()`` draws every copy's board; the copies that end inside ``step`` take a spare board
-    drawn in advance, and the spares of all copies are redrawn every ``H`` steps, the shortest
-    possible episode, so that no spare serves twice: every episode still gets a fresh
-    independent board, at the cost of one placement every ``H`` steps instead of every step.
+    drawn in advance, and the spares of all copies are redrawn at the first autoreset ``H`` or
+    more steps after their draw (``H``: the shortest possible episode), so that no spare serves
+    twice: every episode still gets a fresh independent board, at the cost of at most one
+    placement every ``H`` steps instead of one every step.
     ``reset(options={"board": b})`` with ``b`` a bool tensor ``[num_envs, B, B]`` (True: ship)
     starts every copy from the given board instead (the tests copy popgym's board with it);
     automatic resets draw fresh boards.
@@ -104,7 +105,8 @@ class Battleship(BatchedEnv):
         #: Steps between redraws of the spare boards: the shortest episode (every shot a hit).
         self.refresh_every = self.needed_hits
         self._spare = self.board
-        self._partial_resets = 0
+        #: The ``step`` call (see BatchedEnv) at which the spares were drawn.
+        self._spare_drawn_at = 0
         #: For each ship size, the flat cells of every straight segment of that length.
         self._segments = {
             size: _segments(self.board_size, size, self.device) for size in set(self.ship_sizes)
@@ -129,14 +131,12 @@ class Battleship(BatchedEnv):
             fresh = self.place_ships()
             if options is not None and "board" in options:
                 fresh = self._given_board(options["board"])
-            self._spare = self.place_ships()
-            self._partial_resets = 0
-        else:  # autoreset inside step: the spare boards
+            self._spare, self._spare_drawn_at = self.place_ships(), self._step_calls
+        else:  # autoreset inside step: the spare boards, redrawn once H steps old
+            if self._step_calls - self._spare_drawn_at >= self.refresh_every:
+                self._spare, self._spare_drawn_at = self.place_ships(), self._step_calls
             fresh = self._spare
-            self._partial_resets += 1
         self.board = torch.where(mask[:, None], fresh, self.board)
-        if self._partial_resets and self._partial_resets % self.refresh_every == 0:
-            self._spare = self.place_ships()
         self.guesses = self.guesses & ~mask[:, None]
         self.hits = torch.where(mask, 0, self.hits)
         self.last_obs = torch.where(mask, 0, self.last_obs)

@@ -15,9 +15,11 @@ Two ways to shuffle, both drawing only from the ``torch.Generator`` passed in:
 
 - :func:`shuffled` returns a whole permutation per copy at once (``rand().argsort()``), for games
   that lay out every card at the start (e.g. a Concentration board);
-- :class:`Deck` deals one card per copy at a time, as the card games do: ``deal`` is one step of
-  a Fisher-Yates shuffle, so each step costs O(num_envs) whatever the deck size, and a fresh deck
-  (``restart``) costs O(num_envs) too (see the class for how).
+- :class:`Deck` deals one card per copy at a time, as the card games do. On an accelerator
+  ``deal`` is one step of a Fisher-Yates shuffle, so each step costs O(num_envs) whatever the deck
+  size, and a fresh deck (``restart``) costs O(num_envs) too, with no synchronisation (see the
+  class for how). On the CPU, where reading which copies restarted costs nothing, the copies that
+  restart get a whole shuffled deck at once (:func:`shuffled`) and ``deal`` reads the next card.
 
 Example::
 
@@ -99,18 +101,28 @@ class Deck:
     ``deal`` takes one card from, never giving the same card twice before the next ``restart``:
     draws without replacement, as ``popgym.core.deck.Deck``.
 
-    How: ``deal`` is one step of a Fisher-Yates shuffle. The cards not dealt yet sit in
-    ``order[position:]``; ``deal`` picks one of them uniformly, swaps it to ``order[position]``
-    and advances ``position``. Starting from any arrangement of the cards this deals a uniformly
-    random permutation. A fresh deck starts from the identity arrangement, so that the same seed
-    gives the same cards; to make that O(num_envs) rather than O(num_envs * num_cards), an entry
-    of ``order`` counts only if its ``stamp`` equals the copy's ``epoch``, and ``restart`` bumps
-    the epoch (an entry that does not count holds its own index, the identity).
+    How, on an accelerator: ``deal`` is one step of a Fisher-Yates shuffle. The cards not dealt
+    yet sit in ``order[position:]``; ``deal`` picks one of them uniformly, swaps it to
+    ``order[position]`` and advances ``position``. Starting from any arrangement of the cards
+    this deals a uniformly random permutation. A fresh deck starts from the identity
+    arrangement, so that the same seed gives the same cards; to make that O(num_envs) rather
+    than O(num_envs * num_cards), an entry of ``order`` counts only if its ``stamp`` equals the
+    copy's ``epoch``, and ``restart`` bumps the epoch (an entry that does not count holds its
+    own index, the identity).
+
+    On the CPU (``shuffles_whole_decks``) it works otherwise, for speed: ``restart`` notes the
+    copies whose deck is fresh, the next ``deal`` shuffles each of those decks whole with
+    :func:`shuffled` (only their rows), and every ``deal`` reads the card at ``position``. Both
+    ways deal uniformly random permutations without replacement; they draw from the generator
+    in different orders, so a seed deals other cards on the CPU than on an accelerator (as
+    torch's generators already do).
 
     Args:
         num_envs: Number of copies.
         num_decks: Decks shuffled together, popgym's ``num_decks`` (>= 1).
         device: Where the tensors live.
+        shuffles_whole_decks: Which way to shuffle (None: whole decks on the CPU, card by card
+            elsewhere); both run on any device, and the tests run both on the CPU.
 
     Attributes:
         num_cards: ``52 * num_decks``.
@@ -119,10 +131,13 @@ class Deck:
             when the deck is empty).
     """
 
-    def __init__(self, num_envs: int, num_decks: int, device: str | torch.device = "cpu"):
+    def __init__(self, num_envs: int, num_decks: int, device: str | torch.device = "cpu",
+                 shuffles_whole_decks: bool | None = None):
         self.num_envs, self.num_decks = int(num_envs), int(num_decks)
         self.num_cards = DECK_SIZE * self.num_decks
         self.device = torch.device(device)
+        self.shuffles_whole_decks = self.device.type == "cpu" if shuffles_whole_decks is None \
+            else bool(shuffles_whole_decks)
         self.rank = card_table("ranks", self.num_cards, self.device)
         self.suit = card_table("suits", self.num_cards, self.device)
         self.color = card_table("colors", self.num_cards, self.device)
@@ -133,6 +148,9 @@ class Deck:
         self._epoch = torch.zeros(n, dtype=torch.int64, device=self.device)
         self._stacked = torch.zeros(n, dtype=torch.bool, device=self.device)
         self._rows = torch.arange(n, device=self.device)
+        #: Whole-deck shuffling: the copies whose deck the next ``deal`` shuffles.
+        self._unshuffled = torch.zeros(n, dtype=torch.bool, device=self.device)
+        self._any_unshuffled = False
 
     # ------------------------------------------------------------------ the API
     @property
@@ -145,7 +163,11 @@ class Deck:
 
         Nothing is dealt. A stacked copy (:meth:`stack`) deals its stacked order again.
         """
-        self._epoch = torch.where(mask & ~self._stacked, self._epoch + 1, self._epoch)
+        if self.shuffles_whole_decks:
+            self._unshuffled |= mask & ~self._stacked
+            self._any_unshuffled = True
+        else:
+            self._epoch = torch.where(mask & ~self._stacked, self._epoch + 1, self._epoch)
         self.position = torch.where(mask, 0, self.position)
 
     def deal(self, generator: torch.Generator, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -162,6 +184,18 @@ class Deck:
             ``[num_envs]`` int64 card ids.
         """
         here = self.position.clamp(max=self.num_cards - 1)
+        if self.shuffles_whole_decks:
+            self._shuffle_fresh(generator)
+            dealt = self._order.gather(1, here[:, None])[:, 0]
+        else:
+            dealt = self._swap_in(generator, here, mask)
+        moved = self.position + 1 if mask is None else self.position + mask.to(torch.int64)
+        self.position = moved.clamp(max=self.num_cards)
+        return dealt
+
+    def _swap_in(self, generator: torch.Generator, here: torch.Tensor,
+                 mask: torch.Tensor | None) -> torch.Tensor:
+        """One Fisher-Yates step: swap a random undealt card to ``here``; that card."""
         uniform = torch.rand(self.num_envs, generator=generator, device=self.device,
                              dtype=torch.float64)
         left = (self.num_cards - here).to(torch.float64)
@@ -171,9 +205,17 @@ class Deck:
         card, dealt = self._read(here), self._read(pick)
         self._write(pick, card)
         self._write(here, dealt)
-        moved = self.position + 1 if mask is None else self.position + mask.to(torch.int64)
-        self.position = moved.clamp(max=self.num_cards)
         return dealt
+
+    def _shuffle_fresh(self, generator: torch.Generator) -> None:
+        """Whole-deck shuffling: shuffle the decks restarted since the last deal (their rows)."""
+        if not self._any_unshuffled:
+            return
+        rows = self._unshuffled.nonzero()[:, 0]
+        if len(rows):
+            self._order[rows] = shuffled(len(rows), self.num_cards, generator, self.device)
+        self._unshuffled.zero_()
+        self._any_unshuffled = False
 
     def card_at(self, index: torch.Tensor) -> torch.Tensor:
         """The card each copy dealt ``index``-th (0-based) since its ``restart``.
@@ -182,11 +224,16 @@ class Deck:
             index: ``[num_envs]`` int64, below each copy's ``position`` (a larger one reads a
                 card not dealt yet: meaningless, and not checked). Clamped to the deck.
         """
-        return self._read(index.clamp(0, self.num_cards - 1))
+        index = index.clamp(0, self.num_cards - 1)
+        if self.shuffles_whole_decks:
+            return self._order.gather(1, index[:, None])[:, 0]
+        return self._read(index)
 
     def order(self) -> torch.Tensor:
         """``[num_envs, num_cards]``: the dealt cards first, in order, then the undealt ones in an
         arbitrary order (for tests and rendering; O(num_envs * num_cards))."""
+        if self.shuffles_whole_decks:
+            return self._order.clone()
         identity = torch.arange(self.num_cards, device=self.device).expand(self.num_envs, -1)
         live = self._stamp == self._epoch[:, None]
         return torch.where(live, self._order, identity)
@@ -216,6 +263,7 @@ class Deck:
         self._order = torch.where(mask[:, None], order, self._order)
         self._stamp = torch.where(mask[:, None], self._epoch[:, None], self._stamp)
         self._stacked = self._stacked | mask
+        self._unshuffled &= ~mask
 
     def unstack(self) -> None:
         """Undo :meth:`stack`: every copy shuffles again from its next ``restart``."""

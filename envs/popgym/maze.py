@@ -163,12 +163,12 @@ class MazeEnv(BatchedEnv):
     its last action. Subclasses implement the rewards and episode ends.
 
     Fresh mazes: a ``reset()`` draws every copy's maze at once. The copies that end inside
-    ``step`` take a spare maze drawn in advance; the spares of all copies are redrawn every
-    ``refresh_every`` resets, where ``refresh_every`` (``min(2 * min(h, w), episode_length - 1)``)
-    is at most the shortest possible episode, so no spare is used twice (an exit lies at least
-    ``2 * min(h, w)`` moves from the start; exploring a maze takes as many). This costs a
-    generation every ``refresh_every`` steps instead of every step, and draws every maze from the
-    same distribution.
+    ``step`` take a spare maze drawn in advance; the spares of all copies are redrawn at the
+    first autoreset ``refresh_every`` or more steps after their draw, where ``refresh_every``
+    (``min(2 * min(h, w), episode_length - 1)``) is at most the shortest possible episode, so no
+    spare is used twice (an exit lies at least ``2 * min(h, w)`` moves from the start; exploring
+    a maze takes as many). This costs at most a generation every ``refresh_every`` steps instead
+    of one every step, and draws every maze from the same distribution.
 
     On the CPU (``indexes_resets``), where reading which copies ended costs no synchronisation,
     the copies that end take the next unused mazes of a pool of ``num_envs`` mazes, drawn again
@@ -219,7 +219,8 @@ class MazeEnv(BatchedEnv):
         self.last_action = torch.full((n,), NONE, dtype=torch.int64, device=self.device)
         self.refresh_every = min(2 * min(self.cells), self.episode_length - 1)
         self._spare: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._partial_resets = 0
+        #: The ``step`` call (see BatchedEnv) at which the spares were drawn.
+        self._spare_drawn_at = 0
         #: Whether the copies that end are indexed (the CPU path of the class docstring).
         self.indexes_resets = self.device.type == "cpu"
         self._pool: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -245,19 +246,18 @@ class MazeEnv(BatchedEnv):
         if mask is self._all:  # reset(): every copy, from the (re)seeded generator
             grid, start = self.draw_mazes()
             self._spare = None if self.indexes_resets else self.draw_mazes()
+            self._spare_drawn_at = self._step_calls
             self._pool, self._pool_used = None, 0
-            self._partial_resets = 0
         elif self.indexes_resets:  # autoreset inside step, on the CPU: the pool's next mazes
             rows = mask.nonzero()[:, 0]
             if len(rows):
                 self._start_rows(mask, rows, *self._from_pool(len(rows)))
             return
-        else:  # autoreset inside step: the spares
+        else:  # autoreset inside step: the spares, redrawn once refresh_every steps old
+            if self._step_calls - self._spare_drawn_at >= self.refresh_every:
+                self._spare, self._spare_drawn_at = self.draw_mazes(), self._step_calls
             grid, start = self._spare
-            self._partial_resets += 1
         self._start(mask, grid, start)
-        if self._partial_resets and self._partial_resets % self.refresh_every == 0:
-            self._spare = self.draw_mazes()
 
     def _from_pool(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``count`` (<= ``num_envs``) mazes never used before: ``(grid, start)``."""

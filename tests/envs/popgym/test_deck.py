@@ -11,6 +11,10 @@ from scipy import stats
 
 from envs.popgym.deck import Deck, card_table, popgym_deal_order, shuffled
 
+#: Both ways a deck shuffles (see Deck): whole decks at restart (the CPU's) and card by card
+#: (an accelerator's), each run here on the CPU.
+WAYS = pytest.mark.parametrize("whole", [True, False], ids=["whole-decks", "card-by-card"])
+
 
 def _all(n: int) -> torch.Tensor:
     return torch.ones(n, dtype=torch.bool)
@@ -41,10 +45,11 @@ def test_popgym_deal_order_is_the_order_popgym_deals():
 
 
 @pytest.mark.parametrize("num_decks", [1, 3])
-def test_every_card_once_per_deck_also_after_restarts(num_decks):
+@WAYS
+def test_every_card_once_per_deck_also_after_restarts(num_decks, whole):
     """Without replacement: a full deal is a permutation, and so is the next deck."""
     generator = torch.Generator().manual_seed(0)
-    deck = Deck(64, num_decks)
+    deck = Deck(64, num_decks, shuffles_whole_decks=whole)
     deck.restart(_all(64))
     for _ in range(2):
         cards = _deal_all(deck, generator)
@@ -57,12 +62,13 @@ def test_every_card_once_per_deck_also_after_restarts(num_decks):
         assert torch.equal(deck.remaining, torch.full((64,), deck.num_cards))
 
 
-def test_shuffles_are_uniform_after_restarts():
+@WAYS
+def test_shuffles_are_uniform_after_restarts(whole):
     """Where card 0 lands, and whether the first two cards share a suit (12/51, not the 1/4 of
     draws with replacement), over 20,000 decks dealt after 0 and after 1 earlier deck."""
     n = 20_000
     generator = torch.Generator().manual_seed(1)
-    deck = Deck(n, 1)
+    deck = Deck(n, 1, shuffles_whole_decks=whole)
     for round_ in range(2):
         deck.restart(_all(n))
         cards = _deal_all(deck, generator)
@@ -82,9 +88,10 @@ def test_shuffled_is_a_uniform_permutation_per_row():
     assert stats.chisquare(counts).pvalue > 1e-4
 
 
-def test_restart_and_deal_follow_the_mask():
+@WAYS
+def test_restart_and_deal_follow_the_mask(whole):
     generator = torch.Generator().manual_seed(3)
-    deck = Deck(4, 1)
+    deck = Deck(4, 1, shuffles_whole_decks=whole)
     deck.restart(_all(4))
     first = _deal_all(deck, generator)[:, :10]
     deck.restart(torch.tensor([True, False, True, False]))
@@ -97,8 +104,9 @@ def test_restart_and_deal_follow_the_mask():
     assert not torch.equal(dealt[:2], first[:2])  # fresh decks (a 1 in 52!/42! coincidence)
 
 
-def test_same_generator_state_same_cards():
-    decks = [Deck(8, 2), Deck(8, 2)]
+@WAYS
+def test_same_generator_state_same_cards(whole):
+    decks = [Deck(8, 2, shuffles_whole_decks=whole), Deck(8, 2, shuffles_whole_decks=whole)]
     dealt = []
     for deck in decks:
         generator = torch.Generator().manual_seed(7)
@@ -107,9 +115,10 @@ def test_same_generator_state_same_cards():
     assert torch.equal(*dealt)
 
 
-def test_stack_deals_the_given_order_again_and_again():
+@WAYS
+def test_stack_deals_the_given_order_again_and_again(whole):
     generator = torch.Generator().manual_seed(4)
-    deck = Deck(3, 1)
+    deck = Deck(3, 1, shuffles_whole_decks=whole)
     order = torch.stack([torch.randperm(52, generator=generator) for _ in range(3)])
     deck.stack(order, mask=torch.tensor([True, True, False]))
     for _ in range(2):
@@ -120,5 +129,9 @@ def test_stack_deals_the_given_order_again_and_again():
     deck.unstack()
     deck.restart(_all(3))
     assert not torch.equal(_deal_all(deck, generator)[:2], order[:2])
+    # stacked between a restart and the next deal: the stacked order, not a fresh shuffle
+    deck.restart(_all(3))
+    deck.stack(order)
+    assert torch.equal(_deal_all(deck, generator), order)
     with pytest.raises(ValueError, match="permutation"):
         deck.stack(torch.zeros(52, dtype=torch.int64))
