@@ -79,5 +79,5 @@ class LabyrinthEscape(MazeEnv):
 
     def _advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._go(actions)
-        at_exit = self.grid[self._copies, self.position[:, 0], self.position[:, 1]] == GOAL
+        at_exit = self.at(self.grid, self.position) == GOAL
         return torch.where(at_exit, self._exit_reward, self._step_reward), at_exit

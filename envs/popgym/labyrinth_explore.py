@@ -80,21 +80,31 @@ class LabyrinthExplore(MazeEnv):
         )
         #: ``1 / F`` of every copy's maze (popgym's ``pos_reward_scale``).
         self.new_square_reward = torch.zeros(self.num_envs, device=self.device)
+        #: Squares where ``explored`` differs from "not an obstacle", ``[N]`` int64: the episode
+        #: is over (popgym: every free square explored) when none are left. A step onto a new
+        #: square takes one off, so ``step`` never compares whole grids.
+        self.squares_left = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
 
     def _on_start(self, mask: torch.Tensor, rows: torch.Tensor | None = None) -> None:
         def scale(grid: torch.Tensor) -> torch.Tensor:
             free = (grid == FREE).sum(dim=(1, 2)).to(torch.float64)
             return (1.0 / free).to(torch.float32)
 
+        def left(grid: torch.Tensor, explored: torch.Tensor) -> torch.Tensor:
+            return ((grid != OBSTACLE) != explored).sum(dim=(1, 2))
+
         if rows is None:
             self.new_square_reward = torch.where(mask, scale(self.grid), self.new_square_reward)
+            self.squares_left = torch.where(mask, left(self.grid, self.explored),
+                                            self.squares_left)
         else:
             self.new_square_reward[rows] = scale(self.grid[rows])
+            self.squares_left[rows] = left(self.grid[rows], self.explored[rows])
 
     def _advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         target = self._move(actions)
-        new_square = ~self.explored[self._copies, target[:, 0], target[:, 1]]
-        self._go(actions)
+        new_square = ~self.at(self.explored, target)
+        self._go(actions, target)
         reward = torch.where(new_square, self.new_square_reward, self._step_reward)
-        done = ((self.grid != OBSTACLE) == self.explored).flatten(1).all(dim=1)
-        return reward, done
+        self.squares_left = self.squares_left - new_square.to(torch.int64)
+        return reward, self.squares_left == 0
