@@ -18,7 +18,8 @@ To write an environment, subclass :class:`BatchedEnv`, set the two single spaces
 ``max_episode_steps``, and implement three methods (see ``envs/classic.py`` for two examples):
 
 - ``_reset_copies(mask)``: draw a fresh initial state for the copies where ``mask`` is true
-  (``step`` calls it with the copies that ended; on the CPU only when at least one did);
+  (``step`` calls it with the copies that ended; with ``skips_idle_resets``, on the CPU, only
+  when at least one did);
 - ``_advance(actions) -> (reward, terminated)``: move every copy one step;
 - ``_observe()``: the observation of every copy.
 
@@ -168,6 +169,10 @@ class BatchedEnv:
     description: str = ""
     #: "single-agent", "multi-agent" or "graph".
     kind: str = "single-agent"
+    #: Whether ``step`` on the CPU skips ``_reset_copies`` when no copy ended (the card games and
+    #: boards of envs/popgym set it). It changes which random numbers a seed gives, so the other
+    #: tasks keep calling it every step and their seeded trajectories stay as they were.
+    skips_idle_resets: bool = False
 
     def __init__(self, num_envs: int = 1, device: str | torch.device = "cpu", debug: bool = False):
         self.num_envs = check_num_envs(num_envs)
@@ -235,9 +240,9 @@ class BatchedEnv:
             truncated = self._episode_length + 1 >= self.max_episode_steps
         info = self._finish_step(reward, terminated, truncated, self._observe(), self._final_info())
         ended = info["_episode"]
-        # On the CPU, reading whether any copy ended costs no synchronisation: a step where none
-        # did (most steps of fixed-length episodes) skips the autoreset.
-        if self.device.type != "cpu" or bool(ended.any()):
+        # On the CPU, reading whether any copy ended costs no synchronisation: where the class
+        # allows it, a step where none did (most steps of fixed-length episodes) skips the reset.
+        if not self.skips_idle_resets or self.device.type != "cpu" or bool(ended.any()):
             self._reset_copies(ended)
         info.update(self._current_info())
         return self._observe(), reward, terminated, truncated, info

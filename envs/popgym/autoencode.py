@@ -60,6 +60,7 @@ class Autoencode(BatchedEnv):
     description = "POPGym Autoencode: watch a deck's suits, then recite them in reverse order."
     #: The popgym class mirrored (see envs.popgym.package_class).
     popgym_class = "popgym.envs.autoencode:Autoencode"
+    skips_idle_resets = True
 
     def __init__(
         self,

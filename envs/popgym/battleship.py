@@ -75,6 +75,7 @@ class Battleship(BatchedEnv):
     description = "Battleship on a hidden board, observing only hit/miss (POPGym Battleship)."
     #: The popgym class mirrored (see envs.popgym.package_class).
     popgym_class = "popgym.envs.battleship:Battleship"
+    skips_idle_resets = True
 
     def __init__(
         self,

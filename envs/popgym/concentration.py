@@ -75,6 +75,7 @@ class Concentration(BatchedEnv):
     description = "Find the pairs of a face-down shuffled deck (POPGym Concentration)."
     #: The popgym class mirrored (see envs.popgym.package_class).
     popgym_class = "popgym.envs.concentration:Concentration"
+    skips_idle_resets = True
 
     def __init__(
         self,

@@ -63,6 +63,7 @@ class CountRecall(BatchedEnv):
     description = "POPGym CountRecall: count how often the queried kind of card was dealt."
     #: The popgym class mirrored (see envs.popgym.package_class).
     popgym_class = "popgym.envs.count_recall:CountRecall"
+    skips_idle_resets = True
 
     def __init__(
         self,

@@ -50,6 +50,7 @@ class HigherLower(BatchedEnv):
     description = "POPGym HigherLower: guess if the next card of a deck ranks higher or lower."
     #: The popgym class mirrored (see envs.popgym.package_class).
     popgym_class = "popgym.envs.higher_lower:HigherLower"
+    skips_idle_resets = True
 
     def __init__(
         self,

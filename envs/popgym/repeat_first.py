@@ -52,6 +52,7 @@ class RepeatFirst(BatchedEnv):
     description = "POPGym RepeatFirst: name the suit of the deck's first card at every step."
     #: The popgym class mirrored (see envs.popgym.package_class).
     popgym_class = "popgym.envs.repeat_first:RepeatFirst"
+    skips_idle_resets = True
 
     def __init__(
         self,

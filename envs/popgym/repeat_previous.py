@@ -58,6 +58,7 @@ class RepeatPrevious(BatchedEnv):
     description = "POPGym RepeatPrevious: name the suit of the k-th most recent card of a deck."
     #: The popgym class mirrored (see envs.popgym.package_class).
     popgym_class = "popgym.envs.repeat_previous:RepeatPrevious"
+    skips_idle_resets = True
 
     def __init__(
         self,
